@@ -1,0 +1,28 @@
+# Two entry points (see README):  `make pipeline`  runs the whole workflow;  `make test`  runs the tests.
+# Both create the environment from the project's own files first (.venv, from pyproject.toml).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+
+.PHONY: env pipeline test report clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned, so that no dependency can pull another (CUDA) build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+env: $(BIN)/.installed
+
+pipeline: env
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores 1 --report results/report.html
+
+test: env
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf results/* resources logs .snakemake
