@@ -1,0 +1,154 @@
+"""Load and validate the workflow configuration against ``workflow/schemas/config.schema.yaml``.
+
+The schema is the single source of truth for every key: its ``description`` documents the key
+and its ``default`` fills it in. Unknown keys are errors (``additionalProperties: false``), and
+the error message names the key path and, for a likely typo, the key that was meant.
+Checks that JSON Schema cannot express (time-blocked split order, 8:1 alignment of the region)
+follow in :func:`check_consistency`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from pdeldm.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read the JSON Schema (YAML syntax)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def deep_update(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into ``base`` (in place), as Snakemake merges config files."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Load the default config, overlay ``paths`` in order, then validate and fill defaults."""
+    config: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text()) or {}
+    for path in paths:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        deep_update(config, overlay)
+    return validate_config(config)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that ``default`` values are filled into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _allowed_keys(error: jsonschema.ValidationError) -> list[str]:
+    return sorted(error.schema.get("properties", {}).keys()) if isinstance(error.schema, dict) else []
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = _allowed_keys(error)
+        unknown = sorted(set(error.instance) - set(allowed))
+        parts = []
+        for key in unknown:
+            full = f"{where}.{key}" if where != "<top level>" else key
+            guess = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+            parts.append(f"unknown config key '{full}'{hint}")
+        return "; ".join(parts) + f". Allowed keys here: {', '.join(allowed)}"
+    return f"config key '{where}': {error.message}"
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema, fill defaults, run consistency checks.
+
+    Raises:
+        ConfigError: naming every offending key (unknown keys, wrong types, bad values).
+    """
+    schema = load_schema() if schema is None else schema
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("Invalid configuration: " + " | ".join(_describe(e) for e in errors))
+    check_consistency(config)
+    return config
+
+
+def _parse_date(value: str, key: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"config key '{key}': '{value}' is not a date (use YYYY-MM-DD)") from exc
+
+
+def check_consistency(config: dict[str, Any]) -> None:
+    """Cross-key checks: split blocks ordered, inside the period; region sizes divisible by factor."""
+    data = config["data"]
+    factor = data["factor"]
+    region_name = data["region"]
+    if region_name not in data["regions"]:
+        raise ConfigError(
+            f"config key 'data.region': region '{region_name}' is not defined in 'data.regions' "
+            f"(defined: {', '.join(sorted(data['regions']))})"
+        )
+    for name, region in data["regions"].items():
+        for dim in ("ny", "nx"):
+            if region[dim] % factor:
+                raise ConfigError(
+                    f"config key 'data.regions.{name}.{dim}' = {region[dim]} is not a multiple of "
+                    f"data.factor = {factor}: fine and coarse grids would not be {factor}:1 aligned"
+                )
+    period_start = _parse_date(data["period"]["start"], "data.period.start")
+    period_end = _parse_date(data["period"]["end"], "data.period.end")
+    if period_end < period_start:
+        raise ConfigError("config key 'data.period': end is before start")
+    previous_end = None
+    for block in ("train", "val", "test"):
+        start, end = (_parse_date(v, f"data.split.{block}") for v in data["split"][block])
+        if end < start:
+            raise ConfigError(f"config key 'data.split.{block}': end {end.date()} is before start {start.date()}")
+        if start < period_start or end > period_end + pd.Timedelta(hours=23):
+            raise ConfigError(
+                f"config key 'data.split.{block}': {start.date()}..{end.date()} lies outside "
+                f"data.period {period_start.date()}..{period_end.date()}"
+            )
+        if previous_end is not None and start <= previous_end:
+            raise ConfigError(
+                f"config key 'data.split.{block}': starts {start.date()}, before the previous block ends "
+                f"({previous_end.date()}); blocks must be contiguous periods in the order train, val, test"
+            )
+        previous_end = end
+
+
+def months_in_period(start: str, end: str) -> list[tuple[int, int]]:
+    """All (year, month) pairs touched by the inclusive period ``start``..``end``."""
+    months = pd.period_range(pd.Timestamp(start).to_period("M"), pd.Timestamp(end).to_period("M"), freq="M")
+    return [(p.year, p.month) for p in months]

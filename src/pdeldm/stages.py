@@ -1,0 +1,156 @@
+"""One function per workflow rule: the code that Snakemake rules run.
+
+Rules stay thin: ``workflow/scripts/stage.py`` hands Snakemake's ``snakemake`` object to
+:func:`run_from_snakemake`, which calls the function registered under the rule's name with plain
+paths and config values. Each function can be called directly (tests, notebooks, debugging).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pdeldm.logs import stage_logger
+
+StageFunction = Callable[..., None]
+_STAGES: dict[str, StageFunction] = {}
+
+
+def stage(name: str) -> Callable[[StageFunction], StageFunction]:
+    """Register ``function`` as the code of the workflow rule ``name``."""
+
+    def register(function: StageFunction) -> StageFunction:
+        _STAGES[name] = function
+        return function
+
+    return register
+
+
+def _config(params: Any) -> dict[str, Any]:
+    # The whole validated config travels as JSON in `params.config` so Snakemake reruns a job
+    # exactly when the config it depends on changes (params rerun trigger).
+    return json.loads(params.config) if isinstance(params.config, str) else dict(params.config)
+
+
+@stage("static_region")
+def static_region(source: str, region: dict[str, Any], out: str, log: str | None = None) -> None:
+    """Cut the configured region out of the committed EUR-11 static fields."""
+    from pdeldm.data.static import extract_region
+
+    logger = stage_logger("static_region", log)
+    logger.info("extracting region %s from %s", region, source)
+    extract_region(Path(source), region, Path(out))
+    logger.info("wrote %s", out)
+
+
+@stage("twin")
+def twin(static: str, cfg: dict[str, Any], era5_dir: str, cosmo_dir: str, diagnostics: str,
+         log: str | None = None, **_outputs: Any) -> None:
+    """Integrate the embedded twin and write ERA5- and COSMO-CLM-format monthly files."""
+    from pdeldm.data.twin import simulate_twin
+
+    logger = stage_logger("twin", log)
+    period = cfg["data"]["period"]
+    simulate_twin(
+        static_path=Path(static),
+        start=period["start"],
+        end=period["end"],
+        seed=int(cfg["seed"]),
+        params=cfg["twin"]["params"],
+        era5_dir=Path(era5_dir),
+        cosmo_dir=Path(cosmo_dir),
+        diagnostics_path=Path(diagnostics),
+        era5_resolution_deg=float(cfg["twin"]["era5_resolution_deg"]),
+        log=logger,
+    )
+
+
+@stage("store")
+def store(era5_files: Sequence[str], cosmo_files: Sequence[str], static: str, cfg: dict[str, Any],
+          store_path: str, meta_path: str, log: str | None = None) -> None:
+    """Regrid ERA5 onto the COSMO-CLM grid, align, split in time and write the training store."""
+    from pdeldm.data.store import build_store
+
+    logger = stage_logger("store", log)
+    data = cfg["data"]
+    store_cfg = {
+        "factor": data["factor"],
+        "predictors": data["predictors"],
+        "regrid_method": data["regrid_method"],
+        "split": data["split"],
+    }
+    logger.info("building store from %d ERA5 and %d COSMO-CLM files", len(era5_files), len(cosmo_files))
+    build_store([Path(f) for f in era5_files], [Path(f) for f in cosmo_files], Path(static),
+                Path(store_path), Path(meta_path), store_cfg)
+    logger.info("wrote %s and %s", store_path, meta_path)
+
+
+@stage("train")
+def train(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out_ckpt: str, out_metrics: str,
+          workdir: str, log: str | None = None, **deps: str) -> None:
+    """Train one model (resuming from ``workdir/last.ckpt`` if a previous run was killed).
+
+    ``deps`` are the checkpoints of the models this one builds on, keyed by model name.
+    """
+    from pdeldm.train import train as train_model
+
+    train_model(model, cfg, Path(store_path), Path(meta_path), {k: Path(v) for k, v in deps.items()},
+                Path(out_ckpt), Path(out_metrics), Path(workdir), Path(log) if log else None)
+
+
+@stage("predict")
+def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out: str,
+            log: str | None = None, **ckpts: str) -> None:
+    """Downscale the test period with one trained model (``ckpts``: checkpoints by model name)."""
+    from pdeldm.predict import predict as predict_model
+
+    predict_model(model, cfg, Path(store_path), Path(meta_path), {k: Path(v) for k, v in ckpts.items()},
+                  Path(out), Path(log) if log else None)
+
+
+@stage("evaluate")
+def evaluate(prediction: str, store_path: str, meta_path: str, cfg: dict[str, Any], out_csv: str,
+             log: str | None = None) -> None:
+    """Score one model's test predictions against the truth."""
+    from pdeldm.evaluation.evaluate import evaluate_model
+
+    evaluate_model(Path(prediction), Path(store_path), Path(meta_path), Path(out_csv), cfg["evaluation"],
+                   log=Path(log) if log else None)
+
+
+def _plain(value: Any) -> Any:
+    """Snakemake's Namedlist/str subclasses -> list[str] / str."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return value
+
+
+def stage_kwargs(smk: Any) -> dict[str, Any]:
+    """Keyword arguments for a stage from a rule's *named* inputs, outputs and params.
+
+    Rules name their inputs and outputs after the stage function's parameters; ``params.config``
+    (the config as JSON) becomes ``cfg``; ``params.stage`` picks the function (default: rule name).
+    """
+    kwargs: dict[str, Any] = {}
+    for container in (smk.input, smk.output):
+        kwargs.update({name: _plain(value) for name, value in container.items()})
+    for name, value in smk.params.items():
+        if name == "config":
+            kwargs["cfg"] = _config(smk.params)
+        elif name != "stage":
+            kwargs[name] = value
+    kwargs["log"] = str(smk.log[0]) if len(smk.log) else None
+    return kwargs
+
+
+def run_from_snakemake(smk: Any) -> None:
+    """Dispatch a Snakemake ``script:`` call to the registered stage function of the rule."""
+    name = smk.params.get("stage", smk.rule)
+    function = _STAGES.get(name)
+    if function is None:
+        raise KeyError(f"no stage function registered for rule '{name}' (known: {sorted(_STAGES)})")
+    function(**stage_kwargs(smk))

@@ -1,0 +1,63 @@
+# Evaluation: predictions on the test period -> per-time metrics -> summary tables.
+
+
+def prediction_checkpoints(wildcards):
+    models = [wildcards.model] + MODEL_DEPENDENCIES[wildcards.model]
+    return {m: checkpoint(m) for m in models}
+
+
+def prediction_config(wildcards):
+    return config_json(*model_config_sections(wildcards.model), "evaluation")
+
+
+rule predict:
+    message:
+        "Downscaling the test period with {wildcards.model}"
+    wildcard_constraints:
+        model="|".join(MODELS),
+    input:
+        unpack(store_paths),
+        unpack(prediction_checkpoints),
+    output:
+        out=f"{RESULTS}/predictions/{{model}}.nc",
+    params:
+        config=prediction_config,
+        model="{model}",
+    threads: 1
+    log:
+        f"{LOGS}/predict/{{model}}.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule evaluate:
+    message:
+        "Scoring {wildcards.model} on the test period"
+    wildcard_constraints:
+        model="|".join(MODELS),
+    input:
+        unpack(store_paths),
+        prediction=f"{RESULTS}/predictions/{{model}}.nc",
+    output:
+        out_csv=f"{RESULTS}/metrics/{{model}}.csv",
+    params:
+        config=config_json("evaluation"),
+    log:
+        f"{LOGS}/evaluate/{{model}}.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule summary_table:
+    message:
+        "Summarising the metrics of all models"
+    input:
+        metric_csvs=expand(f"{RESULTS}/metrics/{{model}}.csv", model=MODELS),
+    output:
+        out_csv=f"{RESULTS}/tables/summary.csv",
+        out_md=f"{RESULTS}/tables/summary.md",
+        out_tex=f"{RESULTS}/tables/summary.tex",
+    log:
+        f"{LOGS}/summary_table.log",
+    script:
+        STAGE_SCRIPT
