@@ -18,11 +18,11 @@ $(BIN)/.installed: pyproject.toml
 env: $(BIN)/.installed
 
 pipeline: env
-	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/snakemake --cores 1 --report results/report.html
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores 1 --report results/report.html
 
 test: env
-	$(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:
 	rm -rf results/* resources logs .snakemake
