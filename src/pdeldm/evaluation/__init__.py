@@ -1,0 +1,9 @@
+"""Evaluation: scores of downscaled fields against COSMO-CLM.
+
+Submodules (import them explicitly; this package imports nothing heavy on its own):
+
+* :mod:`pdeldm.evaluation.metrics`: rmse, mae, bias, r2, pcc, ssim, flux_ratio_metric.
+* :mod:`pdeldm.evaluation.spectra`: rapsd, spectral_fit, spectral_slope, spectral_slope_diff.
+* :mod:`pdeldm.evaluation.probabilistic`: crps_ensemble, rank_histogram, spread_skill_ratio,
+  quantile_error, threshold_scores.
+"""
