@@ -1,0 +1,85 @@
+"""summarise: mean ± std per model and metric, best per column in bold (Markdown and LaTeX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pdeldm.evaluation.tables import best_models, summarise, summary_frame
+
+
+def _toy_csvs(tmp: Path) -> list[Path]:
+    times = pd.date_range("2003-05-01", periods=4, freq="D").strftime("%Y-%m-%dT%H:%M:%S")
+    rows = {
+        # pde_ldm: best rmse, r2; unet: smallest |bias| (negative); ldm: ssim best.
+        "unet": dict(rmse=[1.0, 1.2, 1.1, 0.9], bias=[-0.05] * 4, r2=[0.90] * 4, ssim=[0.80] * 4),
+        "pde_ldm": dict(rmse=[0.6, 0.8, 0.7, 0.7], bias=[0.20] * 4, r2=[0.95] * 4, ssim=[0.85] * 4,
+                        crps=[0.4, 0.5, 0.45, 0.45], spread_skill=[0.9] * 4),
+        "ldm": dict(rmse=[0.9, 0.9, 0.9, 0.9], bias=[-0.30] * 4, r2=[0.93] * 4, ssim=[0.88] * 4,
+                    crps=[0.5] * 4, spread_skill=[0.7] * 4),
+    }
+    paths = []
+    for model, cols in rows.items():
+        frame = pd.DataFrame({"time": times, "model": model, **cols})
+        path = tmp / f"{model}.csv"
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def test_summary_csv_means_and_order(tmp_path: Path) -> None:
+    paths = _toy_csvs(tmp_path)
+    summarise(paths, tmp_path / "s.csv", tmp_path / "s.md", tmp_path / "s.tex")
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert list(table["model"]) == ["unet", "ldm", "pde_ldm"]  # fixed study order
+    row = table.set_index("model").loc["pde_ldm"]
+    assert row["rmse_mean"] == pytest.approx(0.7)
+    assert row["rmse_std"] == pytest.approx(np.std([0.6, 0.8, 0.7, 0.7], ddof=1))
+    assert np.isnan(table.set_index("model").loc["unet", "crps_mean"])  # deterministic: no CRPS
+    assert (table["n_times"] == 4).all()
+
+
+def test_best_per_column_direction(tmp_path: Path) -> None:
+    table, metrics = summary_frame([pd.read_csv(p) for p in _toy_csvs(tmp_path)])
+    assert metrics[:4] == ["rmse", "bias", "r2", "ssim"]
+    assert best_models(table, "rmse", 3) == {"pde_ldm"}
+    assert best_models(table, "r2", 3) == {"pde_ldm"}
+    assert best_models(table, "ssim", 3) == {"ldm"}
+    assert best_models(table, "bias", 3) == {"unet"}  # smallest |bias|, although negative
+    assert best_models(table, "spread_skill", 3) == {"pde_ldm"}  # closest to 1
+
+
+def test_markdown_and_latex(tmp_path: Path) -> None:
+    summarise(_toy_csvs(tmp_path), tmp_path / "s.csv", tmp_path / "s.md", tmp_path / "s.tex")
+    md = (tmp_path / "s.md").read_text()
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(lines) == 2 + 3
+    assert len({line.count("|") for line in lines}) == 1  # rectangular
+    pde_line = next(line for line in lines if line.startswith("| PDE-LDM"))
+    assert "**0.700** ± 0.082" in pde_line
+    assert "**-0.050**" in next(line for line in lines if line.startswith("| UNet"))
+
+    tex = (tmp_path / "s.tex").read_text()
+    assert r"\begin{tabular}" in tex and tex.rstrip().endswith(r"\end{tabular}")
+    assert r"\textbf{0.700} $\pm$ 0.082" in tex
+    body = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    assert len(body) == 1 + 3 and len({line.count("&") for line in body}) == 1
+    assert "pde_ldm" not in tex and "PDE-LDM" in tex  # labels, no unescaped underscores
+    assert tex.count("{") == tex.count("}")
+
+
+def test_precision_follows_magnitude(tmp_path: Path) -> None:
+    times = ["2003-05-01T00:00:00", "2003-05-02T00:00:00"]
+    paths = []
+    for model, flux, ssd in (("unet", [2.0e6, 2.2e6], [0.004, 0.006]), ("gan", [1.0e6, 1.2e6], [0.002, 0.002])):
+        path = tmp_path / f"{model}.csv"
+        pd.DataFrame({"time": times, "model": model, "flux_ratio": flux, "spectral_slope_diff": ssd}).to_csv(path)
+        paths.append(path)
+    summarise(paths, tmp_path / "s.csv", tmp_path / "s.md", tmp_path / "s.tex")
+    md = (tmp_path / "s.md").read_text()
+    assert "FluxRatio (ERA5) [km]" in md and "**1100** ± 141" in md  # metres shown in km, no decimals
+    assert "0.0050 ±" in md and "**0.0020**" in md  # small column: more decimals
+    assert pd.read_csv(tmp_path / "s.csv").set_index("model").loc["gan", "flux_ratio_mean"] == pytest.approx(1.1e6)
