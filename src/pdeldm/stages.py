@@ -112,12 +112,61 @@ def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, ou
 
 @stage("evaluate")
 def evaluate(prediction: str, store_path: str, meta_path: str, cfg: dict[str, Any], out_csv: str,
-             log: str | None = None) -> None:
-    """Score one model's test predictions against the truth."""
+             log: str | None = None, **_side_outputs: str) -> None:
+    """Score one model's test predictions against the truth (side CSVs named by ``side_paths``)."""
     from pdeldm.evaluation.evaluate import evaluate_model
 
     evaluate_model(Path(prediction), Path(store_path), Path(meta_path), Path(out_csv), cfg["evaluation"],
                    log=Path(log) if log else None)
+
+
+@stage("summary_table")
+def summary_table(metric_csvs: Sequence[str], out_csv: str, out_md: str, out_tex: str,
+                  log: str | None = None) -> None:
+    """Mean and spread of every metric per model -> CSV, Markdown and LaTeX tables."""
+    from pdeldm.evaluation.tables import summarise
+
+    summarise(metric_csvs, out_csv, out_md, out_tex, log=log)
+
+
+@stage("figure_boxplots")
+def figure_boxplots(metric_csvs: Sequence[str], out_png: str, log: str | None = None) -> None:
+    """The study's main figure: one box plot panel per metric across models."""
+    from pdeldm.plotting.boxplots import plot_metric_boxplots
+
+    plot_metric_boxplots(metric_csvs, out_png)
+    stage_logger("figures", log).info("wrote %s", out_png)
+
+
+@stage("figure_maps")
+def figure_maps(predictions: Sequence[str], store_path: str, meta_path: str, cfg: dict[str, Any],
+                out_png: str, log: str | None = None) -> None:
+    """Map panels of coarse input, truth and each model for a few test times."""
+    from pdeldm.plotting.maps import plot_maps
+
+    evaluation = cfg["evaluation"]
+    plot_maps(predictions, store_path, meta_path, out_png, times=evaluation["map_times"],
+              n_times=int(evaluation["map_n_times"]))
+    stage_logger("figures", log).info("wrote %s", out_png)
+
+
+@stage("figure_spectra")
+def figure_spectra(rapsd_csvs: Sequence[str], out_png: str, log: str | None = None) -> None:
+    """Radially averaged power spectra of truth and every model."""
+    from pdeldm.plotting.spectra import plot_spectra
+
+    plot_spectra(rapsd_csvs, out_png)
+    stage_logger("figures", log).info("wrote %s", out_png)
+
+
+@stage("figure_calibration")
+def figure_calibration(rank_hist_csvs: Sequence[str], metric_csvs: Sequence[str], out_png: str,
+                       log: str | None = None) -> None:
+    """Rank histograms and spread-skill of the ensemble models."""
+    from pdeldm.plotting.calibration import plot_calibration
+
+    plot_calibration(rank_hist_csvs, metric_csvs, out_png)
+    stage_logger("figures", log).info("wrote %s", out_png)
 
 
 def _plain(value: Any) -> Any:

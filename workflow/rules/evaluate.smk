@@ -39,7 +39,11 @@ rule evaluate:
         unpack(store_paths),
         prediction=f"{RESULTS}/predictions/{{model}}.nc",
     output:
+        # The side files' names follow pdeldm.evaluation.evaluate.side_paths.
         out_csv=f"{RESULTS}/metrics/{{model}}.csv",
+        rank_hist=f"{RESULTS}/metrics/{{model}}_rank_hist.csv",
+        extremes=f"{RESULTS}/metrics/{{model}}_extremes.csv",
+        rapsd=f"{RESULTS}/metrics/{{model}}_rapsd.csv",
     params:
         config=config_json("evaluation"),
     log:

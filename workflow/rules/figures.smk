@@ -1,0 +1,63 @@
+# Figures for results/figures/ and the HTML report (`snakemake --report results/report.html`).
+
+
+def metric_csvs(kind=""):
+    return expand(f"{RESULTS}/metrics/{{model}}{kind}.csv", model=MODELS)
+
+
+rule figure_boxplots:
+    message:
+        "Plotting metric box plots across models"
+    input:
+        metric_csvs=metric_csvs(),
+    output:
+        out_png=report(f"{RESULTS}/figures/metric_boxplots.png", caption="../report/metric_boxplots.rst",
+                       category="Scores"),
+    log:
+        f"{LOGS}/figures/boxplots.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule figure_maps:
+    message:
+        "Plotting map panels of a few test times"
+    input:
+        unpack(store_paths),
+        predictions=expand(f"{RESULTS}/predictions/{{model}}.nc", model=MODELS),
+    output:
+        out_png=report(f"{RESULTS}/figures/maps.png", caption="../report/maps.rst", category="Maps"),
+    params:
+        config=config_json("evaluation"),
+    log:
+        f"{LOGS}/figures/maps.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule figure_spectra:
+    message:
+        "Plotting radially averaged power spectra"
+    input:
+        rapsd_csvs=metric_csvs("_rapsd"),
+    output:
+        out_png=report(f"{RESULTS}/figures/spectra.png", caption="../report/spectra.rst", category="Spectra"),
+    log:
+        f"{LOGS}/figures/spectra.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule figure_calibration:
+    message:
+        "Plotting ensemble calibration (rank histograms, spread-skill)"
+    input:
+        rank_hist_csvs=metric_csvs("_rank_hist"),
+        metric_csvs=metric_csvs(),
+    output:
+        out_png=report(f"{RESULTS}/figures/calibration.png", caption="../report/calibration.rst",
+                       category="Calibration"),
+    log:
+        f"{LOGS}/figures/calibration.log",
+    script:
+        STAGE_SCRIPT
