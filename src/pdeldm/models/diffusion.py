@@ -1,0 +1,172 @@
+"""``ldm``: latent diffusion of the UNet residual, v-parameterised, sampled with DDIM.
+
+Pipeline for one sample: ``mean = UNet(coarse, static)``; the residual's latent ``z0 =
+latent_scale * E(y - mean)`` is what the denoiser learns to generate, conditioned on the coarse
+predictors and static fields; a sample is ``mean + D(z0_hat / latent_scale)``.
+
+``latent_scale`` (= 1 / std of the training latents) is estimated once before training starts
+(:meth:`LDMModel.estimate_latent_scale`) and kept as a buffer, so it travels in every checkpoint
+and is restored on resume. The validation loss is computed with the EMA denoiser and a fixed
+noise/timestep draw per batch, so it is comparable between epochs (early stopping, LR plateau).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdeldm.models.autoencoder import ResidualAutoencoder
+from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze
+from pdeldm.models.denoiser import LatentDenoiser
+from pdeldm.models.ema import EMA
+from pdeldm.models.samplers import NoiseSchedule, ddim_sample, per_sample_noise
+from pdeldm.models.unet import ResidualUNet
+
+
+class LDMModel(BaseModel):
+    """Latent diffusion model on top of a frozen UNet and a frozen residual autoencoder."""
+
+    name = "ldm"
+    stochastic = True
+
+    def __init__(self, hp: dict[str, Any]) -> None:
+        super().__init__(hp)
+        arch = self.architecture_cfg()
+        sub = self.dependency_hparams()
+        self.unet = freeze(ResidualUNet(DataSpec.from_dict(sub["unet"]["spec"]), sub["unet"]["model"]))
+        self.autoencoder = freeze(ResidualAutoencoder(sub["autoencoder"]["model"]))
+        self.denoiser = LatentDenoiser(self.autoencoder.latent_channels, self.spec.n_coarse, self.spec.n_static,
+                                       arch.get("denoiser") or {}, downsample=self.autoencoder.downsample)
+        self.denoiser_ema = EMA(self.denoiser, float(self.cfg.get("ema_decay", arch.get("ema_decay", 0.999))))
+        diff = arch.get("diffusion") or {}
+        self.schedule = NoiseSchedule(int(diff.get("timesteps", 1000)), float(diff.get("beta_start", 1e-4)),
+                                      float(diff.get("beta_end", 2e-2)), str(diff.get("beta_schedule", "linear")))
+        # 0 means "not estimated yet"; set by estimate_latent_scale before the first epoch.
+        self.register_buffer("latent_scale", torch.zeros(()))
+        sampler = dict(arch.get("sampler") or {})
+        sampler.update(self.cfg.get("sampler") or {})
+        self.sampler_steps = int(sampler.get("steps", 50))
+        self.sampler_eta = float(sampler.get("eta", 0.0))
+
+    # --- configuration plumbing (overridden by the PDE fine-tuning subclass) -------------------
+    def architecture_cfg(self) -> dict[str, Any]:
+        """The block that defines the denoiser and the diffusion process."""
+        return self.cfg
+
+    def dependency_hparams(self) -> dict[str, Any]:
+        """Hyper-parameters of the UNet and autoencoder this model was built on."""
+        return self.hp["sub"]
+
+    def train(self, mode: bool = True) -> LDMModel:
+        super().train(mode)
+        self.unet.eval()  # frozen dependencies: inference mode (the quantiser must not update)
+        self.autoencoder.eval()
+        return self
+
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.denoiser, self.denoiser_ema)]
+
+    # --- latent space ----------------------------------------------------------------------
+    def _check_scale(self) -> torch.Tensor:
+        if float(self.latent_scale) <= 0:
+            raise RuntimeError("latent_scale is not set: call estimate_latent_scale() before training")
+        return self.latent_scale
+
+    @torch.no_grad()
+    def unet_mean(self, batch: Batch) -> torch.Tensor:
+        return self.unet(batch["coarse"], batch["static"])
+
+    @torch.no_grad()
+    def raw_latent(self, batch: Batch, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """Unscaled latent of the residual ``target - UNet mean``."""
+        mean = self.unet_mean(batch) if mean is None else mean
+        return self.autoencoder.encode(batch["target"] - mean)
+
+    @torch.no_grad()
+    def estimate_latent_scale(self, batches: Iterable[Batch], max_batches: int = 32) -> float:
+        """Set ``latent_scale = 1 / std`` of the latents over up to ``max_batches`` batches."""
+        total, total_sq, count = 0.0, 0.0, 0
+        for i, batch in enumerate(batches):
+            if i >= max_batches:
+                break
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            z = self.raw_latent(batch).double()
+            total += float(z.sum())
+            total_sq += float((z ** 2).sum())
+            count += z.numel()
+        if count == 0:
+            raise RuntimeError("no training batches to estimate the latent scale from")
+        var = total_sq / count - (total / count) ** 2
+        std = max(var, 1e-12) ** 0.5
+        self.latent_scale.fill_(1.0 / std)
+        return 1.0 / std
+
+    def decode(self, z: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """Scaled latent + UNet mean -> normalised fine field."""
+        return mean + self.autoencoder.decode(z / self._check_scale())
+
+    # --- diffusion loss --------------------------------------------------------------------
+    def diffusion_terms(self, batch: Batch, denoiser: nn.Module,
+                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Draw (t, eps), noise the latent and predict v. Returns loss and intermediate tensors."""
+        mean = self.unet_mean(batch)
+        z0 = self.raw_latent(batch, mean) * self._check_scale()
+        b = z0.shape[0]
+        if generator is None:
+            t = torch.randint(0, self.schedule.timesteps, (b,), device=z0.device)
+            eps = torch.randn_like(z0)
+        else:  # fixed draw (validation)
+            t = torch.randint(0, self.schedule.timesteps, (b,), generator=generator).to(z0.device)
+            eps = torch.randn(z0.shape, generator=generator).to(z0.device, z0.dtype)
+        z_t = self.schedule.q_sample(z0, t, eps)
+        v_hat = denoiser(z_t, t, batch["coarse"], batch["static"])
+        loss = F.mse_loss(v_hat.float(), self.schedule.v_target(z0, t, eps).float())
+        return {"loss": loss, "z_t": z_t, "t": t, "v_hat": v_hat, "mean": mean}
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.diffusion_terms(batch, self.denoiser)["loss"]
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=batch["target"].shape[0])
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        gen = torch.Generator().manual_seed(7_919 * (batch_idx + 1))
+        loss = self.diffusion_terms(batch, self.denoiser_ema.shadow, gen)["loss"]
+        self.log("val_loss", loss, on_epoch=True, batch_size=batch["target"].shape[0], sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer([p for p in self.parameters() if p.requires_grad])
+        scheduler = self.plateau_scheduler(optimizer)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def optimizer_cfg(self) -> dict[str, Any]:
+        opt = {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}  # the study's AdamW settings
+        opt.update(self.cfg.get("optimizer") or {})
+        return opt
+
+    # --- sampling --------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, batch: Batch, members: int = 1,
+                 generators: list[torch.Generator] | None = None, steps: int | None = None,
+                 eta: float | None = None) -> torch.Tensor:
+        """``members`` DDIM samples per batch item, ``[M, B, 1, H, W]`` (EMA denoiser)."""
+        coarse, static = batch["coarse"], batch["static"]
+        b = coarse.shape[0]
+        h, w = static.shape[-2] // self.autoencoder.downsample, static.shape[-1] // self.autoencoder.downsample
+        shape = (b, self.autoencoder.latent_channels, h, w)
+        denoiser = self.denoiser_ema.shadow
+        cond = denoiser.condition(coarse, static, (h, w))
+        mean = self.unet_mean(batch)
+        out = []
+        for m in range(members):
+            noise = None
+            if generators is not None:
+                noise = per_sample_noise(generators[m * b:(m + 1) * b], self.device)
+            z = ddim_sample(lambda z_t, t: denoiser(z_t, t, cond=cond), self.schedule, shape,
+                            steps=steps or self.sampler_steps,
+                            eta=self.sampler_eta if eta is None else eta, noise=noise, device=self.device)
+            out.append(self.decode(z, mean))
+        return torch.stack(out)

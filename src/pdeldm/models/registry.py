@@ -1,0 +1,134 @@
+"""Model names -> classes, building a model from the config and its dependencies, and the
+self-contained final checkpoint format.
+
+Final checkpoint (``results/models/{model}/model.ckpt``, written by :func:`save_model`)::
+
+    {"format": "pdeldm-model-v1", "model": name, "hparams": {...JSON...},
+     "state_dict": {...tensors...}, "info": {...JSON...}}
+
+``hparams`` embeds the hyper-parameters (and data spec) of every model this one is built on, so
+:func:`load_model` rebuilds the module from this one file. EMA weights are copied into the live
+networks before saving: downstream users (prediction, fine-tuning) get the EMA weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pdeldm.errors import InputError
+from pdeldm.io import atomic_output
+from pdeldm.models.autoencoder import AutoencoderModel
+from pdeldm.models.base import BaseModel, DataSpec
+from pdeldm.models.baselines import InterpolationModel
+from pdeldm.models.diffusion import LDMModel
+from pdeldm.models.gan import GANModel
+from pdeldm.models.pde_ldm import PDELDMModel
+from pdeldm.models.unet import UNetModel
+
+FORMAT = "pdeldm-model-v1"
+
+MODEL_CLASSES: dict[str, type[BaseModel]] = {
+    "interpolation": InterpolationModel,
+    "unet": UNetModel,
+    "gan": GANModel,
+    "autoencoder": AutoencoderModel,
+    "ldm": LDMModel,
+    "pde_ldm": PDELDMModel,
+}
+
+#: Checkpoints each model is *built* from (the workflow may pass more, e.g. for consistency checks).
+DEPENDENCIES: dict[str, list[str]] = {
+    "interpolation": [],
+    "unet": [],
+    "gan": [],
+    "autoencoder": ["unet"],
+    "ldm": ["autoencoder"],  # the autoencoder checkpoint embeds the UNet it was trained on
+    "pde_ldm": ["ldm"],
+}
+
+
+def model_class(name: str) -> type[BaseModel]:
+    try:
+        return MODEL_CLASSES[name]
+    except KeyError:
+        raise InputError(f"unknown model '{name}' (known: {', '.join(MODEL_CLASSES)})") from None
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a final checkpoint written by :func:`save_model` (checks its format)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise InputError(f"{path} is not a pdeldm model checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def build_model(name: str, cfg: dict[str, Any], meta: dict[str, Any],
+                deps: dict[str, str | os.PathLike[str]] | None = None) -> BaseModel:
+    """A fresh module for training ``name``: config block, data spec from meta, weights of its deps."""
+    cls = model_class(name)
+    deps = {k: Path(v) for k, v in (deps or {}).items()}
+    missing = [d for d in DEPENDENCIES[name] if d not in deps]
+    if missing:
+        raise InputError(f"training '{name}' needs the checkpoint(s) of {missing}")
+    spec = DataSpec.from_meta(meta)
+    hp: dict[str, Any] = {"name": name, "model": dict((cfg.get("models") or {}).get(name) or {}),
+                          "spec": spec.to_dict(), "sub": {}}
+    if name == "autoencoder":
+        unet = read_checkpoint(deps["unet"])
+        hp["sub"]["unet"] = {"model": unet["hparams"]["model"], "spec": unet["hparams"]["spec"]}
+        model = cls(hp)
+        model.unet.load_state_dict(_sub_state(unet["state_dict"], "unet."))
+        return model
+    if name == "ldm":
+        ae = read_checkpoint(deps["autoencoder"])
+        hp["sub"]["unet"] = ae["hparams"]["sub"]["unet"]
+        hp["sub"]["autoencoder"] = {"model": ae["hparams"]["model"], "spec": ae["hparams"]["spec"]}
+        model = cls(hp)
+        model.unet.load_state_dict(_sub_state(ae["state_dict"], "unet."))
+        model.autoencoder.load_state_dict(_sub_state(ae["state_dict"], "autoencoder."))
+        if "unet" in deps:  # the autoencoder must have been trained on residuals of *this* UNet
+            unet_state = _sub_state(read_checkpoint(deps["unet"])["state_dict"], "unet.")
+            if any(not torch.equal(v, unet_state[k]) for k, v in model.unet.state_dict().items()):
+                raise InputError(f"{deps['autoencoder']} was trained on a different UNet than {deps['unet']}: "
+                                 "retrain the autoencoder")
+        return model
+    if name == "pde_ldm":
+        ldm = read_checkpoint(deps["ldm"])
+        hp["sub"]["ldm"] = ldm["hparams"]
+        model = cls(hp)
+        model.load_state_dict(ldm["state_dict"])
+        # Restart the EMA warm-up: with the LDM's long-run decay the short fine-tuning would
+        # hardly move the EMA weights that are exported and sampled from.
+        model.denoiser_ema.num_updates.zero_()
+        return model
+    return cls(hp)
+
+
+def save_model(model: BaseModel, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
+    """Write the final checkpoint (EMA weights copied into the live networks), atomically."""
+    for live, ema in model.ema_pairs():
+        ema.copy_to(live)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "model": model.name, "hparams": model.hp, "state_dict": state,
+               "info": dict(info or {})}
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> BaseModel:
+    """Rebuild a module from a final checkpoint (eval mode)."""
+    ckpt = read_checkpoint(path)
+    model = model_class(ckpt["model"])(ckpt["hparams"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(map_location).eval()

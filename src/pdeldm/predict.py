@@ -1,0 +1,163 @@
+"""Prediction entry point: downscale the test period with one trained model.
+
+``predict(model, cfg, store, meta, ckpts, out, log)`` (interfaces §5) writes ``out`` as netCDF:
+``T_2M(member, time, rlat, rlon)`` float32 in K for the test split, every
+``cfg["evaluation"]["time_stride"]`` hours; ``member`` has ``cfg["evaluation"]["members"]``
+entries for the stochastic models (``ldm``, ``pde_ldm``) and one otherwise.
+
+Batched over time (``evaluation.batch_size``); results are written slice by slice into the file,
+so memory does not grow with the test period or the ensemble size. Every sample's noise comes
+from its own generator seeded by (``seed``, member, time index): the ensemble is reproducible
+and independent of the batch size and of the device.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pdeldm.errors import InputError
+from pdeldm.io import atomic_output, read_json
+from pdeldm.logs import stage_logger
+
+DEFAULT_EVALUATION: dict[str, Any] = {"time_stride": 1, "members": 10, "batch_size": 16}
+
+
+def sample_generator(seed: int, member: int, index: int) -> torch.Generator:
+    """CPU generator for one (member, time index) sample."""
+    state = np.random.SeedSequence([int(seed), int(member), int(index)]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] % (2 ** 63 - 1)))
+
+
+def inference_device(cfg: dict[str, Any]) -> torch.device:
+    """CUDA if the config's accelerator allows it and one is available, else CPU."""
+    accelerator = str((cfg.get("training") or {}).get("accelerator", "auto"))
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def store_coords(store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """``time`` (datetime64[ns]), ``rlat``, ``rlon`` (degrees) of the store, plus their attrs."""
+    import xarray as xr
+
+    with xr.open_zarr(store, consolidated=None) as ds:
+        return {
+            "time": ds["time"].values.astype("datetime64[ns]"),
+            "rlat": ds["rlat"].values.astype(np.float64),
+            "rlon": ds["rlon"].values.astype(np.float64),
+            "pole": {k: ds.attrs[k] for k in ("grid_north_pole_latitude", "grid_north_pole_longitude")
+                     if k in ds.attrs},
+        }
+
+
+def _check_spec(model: Any, meta: dict[str, Any], logger: Any) -> None:
+    """The checkpoint must have been trained on data normalised like this store's."""
+    from pdeldm.models.base import DataSpec
+
+    spec = DataSpec.from_meta(meta)
+    if (spec.factor, spec.n_coarse, spec.n_static) != (model.spec.factor, model.spec.n_coarse, model.spec.n_static):
+        raise InputError(f"checkpoint expects factor/predictors/static {model.spec.factor}/{model.spec.predictors}/"
+                         f"{model.spec.static_vars}, the store has {spec.factor}/{spec.predictors}/{spec.static_vars}")
+    if not np.allclose([spec.target_mean, spec.target_std], [model.spec.target_mean, model.spec.target_std]):
+        logger.warning("store normalisation differs from the checkpoint's; using the checkpoint's")
+
+
+def _create_file(path: Path, coords: dict[str, np.ndarray], members: int, model: str,
+                 attrs: dict[str, Any]) -> Any:
+    """Open a new netCDF file with coordinates and an empty ``T_2M`` (time is unlimited)."""
+    import netCDF4
+
+    nc = netCDF4.Dataset(path, "w", format="NETCDF4")
+    ny, nx = len(coords["rlat"]), len(coords["rlon"])
+    nc.createDimension("member", members)
+    nc.createDimension("time", None)
+    nc.createDimension("rlat", ny)
+    nc.createDimension("rlon", nx)
+    v = nc.createVariable("member", "i4", ("member",))
+    v[:] = np.arange(members)
+    v.long_name = "ensemble member"
+    v = nc.createVariable("time", "f8", ("time",))
+    v.units = "hours since 1970-01-01 00:00:00"
+    v.calendar = "proleptic_gregorian"
+    v.standard_name = "time"
+    for name, std in (("rlat", "grid_latitude"), ("rlon", "grid_longitude")):
+        v = nc.createVariable(name, "f8", (name,))
+        v[:] = coords[name]
+        v.standard_name = std
+        v.units = "degrees"
+    if coords.get("pole"):
+        pole = nc.createVariable("rotated_pole", "i4", ())
+        pole.grid_mapping_name = "rotated_latitude_longitude"
+        for k, val in coords["pole"].items():
+            pole.setncattr(k, val)
+    t2m = nc.createVariable("T_2M", "f4", ("member", "time", "rlat", "rlon"), zlib=True, complevel=1,
+                            chunksizes=(1, 1, ny, nx))
+    t2m.units = "K"
+    t2m.standard_name = "air_temperature"
+    t2m.long_name = f"2-m temperature downscaled by {model}"
+    if coords.get("pole"):
+        t2m.grid_mapping = "rotated_pole"
+    for k, val in attrs.items():
+        nc.setncattr(k, val)
+    return nc
+
+
+def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
+            ckpts: dict[str, str | os.PathLike[str]], out: str | os.PathLike[str],
+            log: str | os.PathLike[str] | None = None) -> None:
+    """Downscale the test split with ``model`` (checkpoint ``ckpts[model]``) into ``out``."""
+    from torch.utils.data import DataLoader
+
+    from pdeldm.data.datasets import DownscalingDataset
+    from pdeldm.models.registry import load_model
+
+    logger = stage_logger(f"predict.{model}", log)
+    if model not in ckpts:
+        raise InputError(f"predict: no checkpoint given for '{model}' (got {sorted(ckpts)})")
+    ev = dict(DEFAULT_EVALUATION)
+    ev.update(cfg.get("evaluation") or {})
+    stride, batch_size = int(ev["time_stride"]), int(ev["batch_size"])
+    seed = int(cfg.get("seed", 0))
+    meta_dict = read_json(meta)
+    device = inference_device(cfg)
+    net = load_model(ckpts[model]).to(device)
+    _check_spec(net, meta_dict, logger)
+    members = int(ev["members"]) if net.stochastic else 1
+    coords = store_coords(store)
+    dataset = DownscalingDataset(store, meta, "test", crop=None, time_stride=stride)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    logger.info("predict %s: %d test times (stride %d h), %d member(s), batch %d, device %s",
+                model, len(dataset), stride, members, batch_size, device)
+
+    t0 = time.perf_counter()
+    attrs = {"model": model, "members": members, "time_stride": stride, "seed": seed,
+             "checkpoint": str(ckpts[model]), "Conventions": "CF-1.8"}
+    out = Path(out)
+    with atomic_output(out) as tmp:
+        nc = _create_file(tmp, coords, members, model, attrs)
+        try:
+            pos = 0
+            for batch in loader:
+                index = batch["index"].tolist()
+                inputs = {k: v.to(device) for k, v in batch.items() if k in ("coarse", "static")}
+                # Seeded noise for every sample (the GAN's noise channel too: one reproducible member).
+                gens = [sample_generator(seed, m, i) for m in range(members) for i in index]
+                with torch.inference_mode():
+                    fields = net.generate(inputs, members=members, generators=gens)  # [M, B, 1, H, W]
+                kelvin = net.spec.denormalise(fields.float())[:, :, 0].cpu().numpy().astype(np.float32)
+                times = coords["time"][index]
+                hours = (times - np.datetime64("1970-01-01T00:00:00", "ns")) / np.timedelta64(1, "h")
+                nc["time"][pos:pos + len(index)] = hours
+                nc["T_2M"][:, pos:pos + len(index)] = kelvin
+                pos += len(index)
+                if pos == len(index) or pos * 10 // len(dataset) != (pos - len(index)) * 10 // len(dataset):
+                    logger.info("predicted %d/%d times (%.1f s)", pos, len(dataset), time.perf_counter() - t0)
+        finally:
+            nc.close()
+    logger.info("wrote %s (%d times x %d members) in %.1f s", out, pos, members, time.perf_counter() - t0)

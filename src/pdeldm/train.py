@@ -1,0 +1,210 @@
+"""Training entry point: one model, resumable, writing the best (EMA) weights and epoch metrics.
+
+``train(model, cfg, store, meta, deps, out_ckpt, out_metrics, workdir, log)`` (interfaces §5):
+
+* options: ``cfg["training"]`` overlaid with ``cfg["models"][model]["training"]`` (per-model
+  epochs, batch limits, ...); defaults in :data:`DEFAULT_TRAINING`;
+* the Lightning working checkpoints live in ``workdir`` (``last.ckpt`` + the best one); if
+  ``last.ckpt`` exists the run resumes from it (epoch count, optimiser, EMA, LR schedule,
+  early-stopping state and the metric rows all come back);
+* at the end the best checkpoint by ``val_loss`` (EMA weights for the diffusion models) is
+  exported as ``out_ckpt`` (:func:`pdeldm.models.registry.save_model`) and the per-epoch rows as
+  ``out_metrics`` — both atomically, only after training finished.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pdeldm.io import read_json, write_json
+from pdeldm.logs import stage_logger
+
+#: Defaults of the ``training`` block (see docs/model-config.yaml for each key).
+DEFAULT_TRAINING: dict[str, Any] = {
+    "accelerator": "auto",
+    "devices": "auto",
+    "strategy": "auto",
+    "precision": "auto",  # bf16-mixed on a CUDA GPU, 32-true otherwise
+    "max_epochs": 5,
+    "max_steps": -1,
+    "max_time": None,  # e.g. "00:01:30:00" (DD:HH:MM:SS); stops cleanly and still exports
+    "limit_train_batches": 1.0,
+    "limit_val_batches": 1.0,
+    "batch_size": 16,
+    "num_workers": 0,
+    "crop": None,
+    "val_crop": True,
+    "time_stride": 1,
+    "val_time_stride": None,
+    "in_memory": True,
+    "early_stopping_patience": 5,
+    "gradient_clip_val": None,
+    "accumulate_grad_batches": 1,
+    "checkpoint_every_n_steps": 0,
+    "deterministic": True,
+    "latent_scale_batches": 16,
+    "num_threads": None,
+}
+
+
+def training_options(cfg: dict[str, Any], model: str) -> dict[str, Any]:
+    """Defaults <- ``cfg["training"]`` <- ``cfg["models"][model]["training"]``."""
+    opts = dict(DEFAULT_TRAINING)
+    opts.update(cfg.get("training") or {})
+    opts.update(((cfg.get("models") or {}).get(model) or {}).get("training") or {})
+    unknown = sorted(set(opts) - set(DEFAULT_TRAINING))
+    if unknown:
+        from pdeldm.errors import ConfigError
+
+        raise ConfigError(f"unknown training option(s) {unknown} for model '{model}' "
+                          f"(known: {', '.join(DEFAULT_TRAINING)})")
+    return opts
+
+
+def resolve_precision(opts: dict[str, Any]) -> str:
+    """``auto`` -> bf16-mixed on CUDA (when the accelerator may use it), else 32-true."""
+    precision = str(opts["precision"])
+    if precision != "auto":
+        return precision
+    gpu_ok = opts["accelerator"] in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if gpu_ok and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _deterministic(opts: dict[str, Any]) -> bool | str:
+    # Some CUDA kernels (e.g. interpolation backward) have no deterministic version: warn there
+    # instead of failing; on CPU everything is deterministic.
+    value = opts["deterministic"]
+    if value is True and torch.cuda.is_available() and opts["accelerator"] != "cpu":
+        return "warn"
+    return value
+
+
+def _datamodule(store: Path, meta: Path, opts: dict[str, Any], seed: int) -> Any:
+    from pdeldm.data.datasets import DownscalingDataModule
+
+    return DownscalingDataModule(store, meta, batch_size=int(opts["batch_size"]),
+                                 num_workers=int(opts["num_workers"]), crop=opts["crop"], seed=seed,
+                                 in_memory=bool(opts["in_memory"]), time_stride=int(opts["time_stride"]),
+                                 val_time_stride=opts["val_time_stride"], val_crop=bool(opts["val_crop"]),
+                                 persistent_workers=int(opts["num_workers"]) > 0)
+
+
+def _latent_scale_batches(store: Path, meta: Path, opts: dict[str, Any]) -> Any:
+    """Deterministic batches (evenly spaced training times, full domain) for the latent scale.
+
+    Independent of the shuffled training loader, so every process (and every rerun) gets the
+    same estimate.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from pdeldm.data.datasets import DownscalingDataset
+
+    ds = DownscalingDataset(store, meta, "train", crop=None, in_memory=False)
+    n = min(len(ds), int(opts["latent_scale_batches"]) * int(opts["batch_size"]))
+    idx = torch.linspace(0, len(ds) - 1, max(n, 1)).round().long().unique().tolist()
+    return DataLoader(Subset(ds, idx), batch_size=int(opts["batch_size"]), shuffle=False, num_workers=0)
+
+
+def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
+          deps: dict[str, str | os.PathLike[str]], out_ckpt: str | os.PathLike[str],
+          out_metrics: str | os.PathLike[str], workdir: str | os.PathLike[str],
+          log: str | os.PathLike[str] | None = None) -> None:
+    """Train ``model`` and write ``out_ckpt`` (final weights) and ``out_metrics`` (epoch CSV)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from pdeldm.callbacks import EMACallback, EpochMetricsLogger, LastCheckpoint, write_metrics_csv
+    from pdeldm.models.registry import build_model, save_model
+
+    # Frozen dependencies are kept in eval mode on purpose.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    logger = stage_logger(f"train.{model}", log)
+    store, meta, workdir = Path(store), Path(meta), Path(workdir)
+    out_ckpt, out_metrics = Path(out_ckpt), Path(out_metrics)
+    seed = int(cfg.get("seed", 0))
+    opts = training_options(cfg, model)
+    meta_dict = read_json(meta)
+
+    if model == "interpolation":  # nothing to learn: a config-only checkpoint keeps the DAG uniform
+        module = build_model(model, cfg, meta_dict, deps)
+        save_model(module, out_ckpt, {"trained": False})
+        write_metrics_csv(out_metrics, [])
+        logger.info("interpolation: wrote config-only checkpoint %s", out_ckpt)
+        return
+
+    if opts["num_threads"]:
+        torch.set_num_threads(int(opts["num_threads"]))
+    L.seed_everything(seed, workers=True)
+    t_start = time.perf_counter()
+    module = build_model(model, cfg, meta_dict, deps)
+    logger.info("model %s, dependencies %s", model, {k: str(v) for k, v in deps.items()} or "none")
+    for line in module.parameter_report():
+        logger.info("parameters %s", line)
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    last = workdir / "last.ckpt"
+    resume = last if last.exists() else None
+    precision = resolve_precision(opts)
+
+    if resume is None and hasattr(module, "estimate_latent_scale"):
+        scale = module.estimate_latent_scale(_latent_scale_batches(store, meta, opts),
+                                             int(opts["latent_scale_batches"]))
+        logger.info("latent scale factor (1/std of training latents): %.6g", scale)
+
+    best_cb = ModelCheckpoint(dirpath=workdir, filename="best-{epoch:04d}", monitor="val_loss", mode="min",
+                              save_top_k=1, save_last=False, save_on_train_epoch_end=False,
+                              enable_version_counter=False)
+    metrics_cb = EpochMetricsLogger(workdir / "metrics.csv", logger)
+    callbacks: list[Any] = [metrics_cb, EMACallback(), best_cb,
+                            LastCheckpoint(last, int(opts["checkpoint_every_n_steps"]))]
+    if opts["early_stopping_patience"] is not None and int(opts["early_stopping_patience"]) > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=int(opts["early_stopping_patience"]),
+                                       check_on_train_epoch_end=False))
+    manual = not module.automatic_optimization
+    trainer = L.Trainer(
+        accelerator=opts["accelerator"], devices=opts["devices"], strategy=opts["strategy"],
+        precision=precision, max_epochs=int(opts["max_epochs"]), max_steps=int(opts["max_steps"]),
+        max_time=opts["max_time"],
+        limit_train_batches=opts["limit_train_batches"], limit_val_batches=opts["limit_val_batches"],
+        gradient_clip_val=None if manual else opts["gradient_clip_val"],
+        accumulate_grad_batches=1 if manual else int(opts["accumulate_grad_batches"]),
+        callbacks=callbacks, logger=False, default_root_dir=workdir,
+        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+        num_sanity_val_steps=0, deterministic=_deterministic(opts), benchmark=False,
+        log_every_n_steps=1,
+    )
+    if manual and opts["gradient_clip_val"]:
+        module.cfg.setdefault("gradient_clip_val", opts["gradient_clip_val"])
+    logger.info("trainer: accelerator=%s devices=%s strategy=%s precision=%s max_epochs=%s "
+                "limit_train_batches=%s batch_size=%s crop=%s%s", opts["accelerator"], opts["devices"],
+                opts["strategy"], precision, opts["max_epochs"], opts["limit_train_batches"],
+                opts["batch_size"], opts["crop"], f", resuming from {resume}" if resume else "")
+    trainer.fit(module, datamodule=_datamodule(store, meta, opts, seed),
+                ckpt_path=str(resume) if resume else None)
+
+    if not trainer.is_global_zero:
+        return
+    best_path = best_cb.best_model_path or (str(last) if last.exists() else "")
+    if best_path and Path(best_path).exists():
+        state = torch.load(best_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["state_dict"])
+        best_epoch = int(state.get("epoch", -1))
+    else:  # no epoch finished (e.g. max_steps inside the first epoch): export current weights
+        best_epoch = -1
+    best_score = best_cb.best_model_score
+    info = {"best_epoch": best_epoch, "best_val_loss": float(best_score) if best_score is not None else None,
+            "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+            "seconds": round(time.perf_counter() - t_start, 1), "precision": precision}
+    module.cpu()
+    save_model(module, out_ckpt, info)
+    write_metrics_csv(out_metrics, metrics_cb.rows)
+    write_json(workdir / "final.json", info)
+    logger.info("wrote %s (best epoch %s, val_loss %s) and %s in %.1f s", out_ckpt, best_epoch,
+                info["best_val_loss"], out_metrics, info["seconds"])
