@@ -80,3 +80,11 @@ def test_deep_update_merges_like_snakemake():
 
 def test_months_in_period():
     assert months_in_period("2001-11-15", "2002-02-01") == [(2001, 11), (2001, 12), (2002, 1), (2002, 2)]
+
+
+def test_twin_parameter_defaults_mirror_the_module():
+    from pdeldm.config import load_schema
+    from pdeldm.data.twin import DEFAULT_PARAMS
+
+    properties = load_schema()["properties"]["twin"]["properties"]["params"]["properties"]
+    assert {k: v["default"] for k, v in properties.items()} == DEFAULT_PARAMS

@@ -56,7 +56,7 @@ def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Pa
         assert len(metrics) > 0
         numeric = metrics[["rmse", "mae", "bias", "r2", "pcc", "ssim", "flux_ratio", "spectral_slope_diff"]]
         assert numeric.notna().all().all() and (numeric.abs() < 1e6).all().all(), model
-    diagnostics = yaml.safe_load((results / "twin" / "italy_small_diagnostics.json").read_text())
+    diagnostics = yaml.safe_load((results / "twin" / "italy_ci_diagnostics.json").read_text())
     assert 0.0 < diagnostics["predictable_share"] < 1.0
 
 
