@@ -54,7 +54,7 @@ def static_file():
     return f"{RESOURCES}/static/{REGION}.nc"
 
 
-def store_paths():
+def store_paths(wildcards=None):
     return {"store_path": f"{RESOURCES}/store/{REGION}.zarr", "meta_path": f"{RESOURCES}/store/{REGION}.json"}
 
 
