@@ -1,0 +1,309 @@
+"""PyTorch views of the training store (docs/interfaces.md §4).
+
+Items are dicts of float32 tensors normalised with ``meta["norm"]`` (train-period statistics):
+``coarse [Cc, hc, wc]``, ``static [Cs, H, W]``, ``target [1, H, W]``, ``wind [2, H, W]`` (m/s, not
+normalised), ``index`` (int64 store time index) and ``origin`` (int64 ``[y0, x0]`` of the crop on
+the fine grid; ``[0, 0]`` without cropping).
+
+Reproducibility: a random crop is drawn from a ``torch.Generator`` seeded from
+``(seed, epoch, index)`` alone, so it does not depend on worker count, worker assignment or the
+order in which items are fetched. The epoch reaches the workers through the sampler
+(:class:`EpochSampler` yields ``(index, epoch)`` pairs; Lightning calls its ``set_epoch`` at the start
+of every training epoch), which also works with persistent workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pdeldm.errors import InputError
+from pdeldm.io import read_json
+
+#: Times loaded per read when filling memory (bounds the transient copy before striding).
+_LOAD_BLOCK = 24 * 8
+
+
+def _seed(*parts: int) -> int:
+    # SeedSequence mixes the parts well, so (seed, epoch, index) triples never collide in practice.
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def denormalise_target(x: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> torch.Tensor | np.ndarray:
+    """Normalised target -> K (inverse of the dataset's target normalisation)."""
+    norm = meta["norm"]["target"]
+    return x * norm["std"] + norm["mean"]
+
+
+def normalise_target(x: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> torch.Tensor | np.ndarray:
+    """K -> normalised target (as in dataset items)."""
+    norm = meta["norm"]["target"]
+    return (x - norm["mean"]) / norm["std"]
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(index, epoch)``; shuffled with a generator seeded by ``(seed, epoch)``."""
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0) -> None:
+        self.n = int(n)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of each epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, 0x5EED))
+            order = torch.randperm(self.n, generator=gen).tolist()
+        else:
+            order = list(range(self.n))
+        for k in order:
+            yield (k, self.epoch)
+
+
+class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
+    """One split of the store as normalised tensors.
+
+    Args:
+        store_path, meta_path: the store and its metadata JSON (interfaces §3).
+        split: ``train``, ``val`` or ``test`` (any key of ``meta["splits"]``).
+        crop: fine-grid crop size (a multiple of ``factor``, at most the grid size); ``None`` = whole
+            domain. Crop origins lie on the coarse grid, so the coarse crop is exactly aligned.
+        in_memory: load the split once into RAM (normalised); otherwise read each item from zarr.
+        time_stride: use every ``time_stride``-th time of the split.
+        seed: base seed of the crop generator.
+        fixed_crops: draw crops from ``(seed, index)`` only, identical every epoch (validation).
+    """
+
+    def __init__(
+        self,
+        store_path: str | os.PathLike[str],
+        meta_path: str | os.PathLike[str],
+        split: str,
+        crop: int | None = None,
+        in_memory: bool = True,
+        time_stride: int = 1,
+        seed: int = 0,
+        fixed_crops: bool = False,
+    ) -> None:
+        self.store_path = Path(store_path)
+        self.meta = read_json(meta_path)
+        if split not in self.meta["splits"]:
+            raise InputError(f"{meta_path}: no split '{split}' (have {sorted(self.meta['splits'])})")
+        if int(time_stride) < 1:
+            raise InputError(f"time_stride must be >= 1, got {time_stride}")
+        self.split = split
+        self.factor = int(self.meta["factor"])
+        self.shape = tuple(int(n) for n in self.meta["shape"])
+        i0, i1 = (int(i) for i in self.meta["splits"][split])
+        self.indices = np.arange(i0, i1, int(time_stride), dtype=np.int64)
+        if self.indices.size == 0:
+            raise InputError(f"{meta_path}: split '{split}' is empty")
+        self.crop = None if crop is None else int(crop)
+        if self.crop is not None:
+            if self.crop <= 0 or self.crop % self.factor or self.crop > min(self.shape):
+                raise InputError(
+                    f"crop {crop} must be a positive multiple of factor {self.factor} and at most the grid size {self.shape}"
+                )
+        self.seed = int(seed)
+        self.fixed_crops = fixed_crops
+        self.epoch = 0
+        self.in_memory = in_memory
+        self._group: zarr.Group | None = None
+
+        norm = self.meta["norm"]
+        self._t_mean, self._t_std = float(norm["target"]["mean"]), float(norm["target"]["std"])
+        self._c_mean = np.array([norm["coarse"][v]["mean"] for v in self.meta["predictors"]], np.float32)[:, None, None]
+        self._c_std = np.array([norm["coarse"][v]["std"] for v in self.meta["predictors"]], np.float32)[:, None, None]
+        s_mean = np.array([norm["static"][v]["mean"] for v in self.meta["static_vars"]], np.float32)[:, None, None]
+        s_std = np.array([norm["static"][v]["std"] for v in self.meta["static_vars"]], np.float32)[:, None, None]
+        static = np.asarray(self._arrays()["static"][:], dtype=np.float32)
+        self.static = torch.from_numpy((static - s_mean) / s_std)
+
+        self._mem: dict[str, torch.Tensor] = {}
+        if in_memory:
+            self._load_split(i0, i1, int(time_stride))
+            self._group = None  # nothing more to read; keeps the object cheap to pickle to workers
+
+    # -- storage ------------------------------------------------------------------------------
+    def _arrays(self) -> zarr.Group:
+        if self._group is None:
+            if not self.store_path.is_dir():
+                raise InputError(f"{self.store_path}: store does not exist")
+            self._group = zarr.open_group(str(self.store_path), mode="r")
+        return self._group
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_group"] = None  # each worker opens its own handle
+        return state
+
+    def _load_split(self, i0: int, i1: int, stride: int) -> None:
+        group = self._arrays()
+        out: dict[str, list[np.ndarray]] = {"target": [], "coarse": [], "wind": []}
+        for a in range(i0, i1, _LOAD_BLOCK):
+            b = min(a + _LOAD_BLOCK, i1)
+            first = a + (-(a - i0)) % stride  # first strided index in [a, b)
+            if first >= b:
+                continue
+            for name in out:
+                out[name].append(np.asarray(group[name][first:b:stride] if stride > 1 else group[name][a:b], np.float32))
+        target = np.concatenate(out["target"])
+        coarse = np.concatenate(out["coarse"])
+        self._mem = {
+            "target": torch.from_numpy((target - self._t_mean) / self._t_std).unsqueeze(1),
+            "coarse": torch.from_numpy((coarse - self._c_mean[None]) / self._c_std[None]),
+            "wind": torch.from_numpy(np.concatenate(out["wind"])),
+        }
+
+    # -- items --------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used for crops when items are requested by plain index."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def crop_origin(self, k: int, epoch: int | None = None) -> tuple[int, int]:
+        """Fine-grid ``(y0, x0)`` of item ``k``'s crop in ``epoch`` (multiples of ``factor``)."""
+        if self.crop is None:
+            return (0, 0)
+        ep = 0 if self.fixed_crops else (self.epoch if epoch is None else int(epoch))
+        gen = torch.Generator().manual_seed(_seed(self.seed, ep, int(self.indices[k])))
+        ncy = (self.shape[0] - self.crop) // self.factor + 1
+        ncx = (self.shape[1] - self.crop) // self.factor + 1
+        cy = int(torch.randint(ncy, (1,), generator=gen))
+        cx = int(torch.randint(ncx, (1,), generator=gen))
+        return cy * self.factor, cx * self.factor
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        k, epoch = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), None)
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(f"index {k} out of range for split '{self.split}' of length {len(self)}")
+        y0, x0 = self.crop_origin(k, epoch)
+        h, w = (self.crop, self.crop) if self.crop is not None else self.shape
+        f = self.factor
+        ys, xs = slice(y0, y0 + h), slice(x0, x0 + w)
+        yc, xc = slice(y0 // f, (y0 + h) // f), slice(x0 // f, (x0 + w) // f)
+        t = int(self.indices[k])
+        if self.in_memory:
+            target = self._mem["target"][k, :, ys, xs]
+            coarse = self._mem["coarse"][k, :, yc, xc]
+            wind = self._mem["wind"][k, :, ys, xs]
+        else:
+            g = self._arrays()
+            target = torch.from_numpy((np.asarray(g["target"][t, ys, xs], np.float32)[None] - self._t_mean) / self._t_std)
+            coarse = torch.from_numpy((np.asarray(g["coarse"][t, :, yc, xc], np.float32) - self._c_mean) / self._c_std)
+            wind = torch.from_numpy(np.asarray(g["wind"][t, :, ys, xs], np.float32))
+        return {
+            "coarse": coarse.contiguous().float(),
+            "static": self.static[:, ys, xs].contiguous(),
+            "target": target.contiguous().float(),
+            "wind": wind.contiguous().float(),
+            "index": torch.tensor(t, dtype=torch.int64),
+            "origin": torch.tensor([y0, x0], dtype=torch.int64),
+        }
+
+
+class DownscalingDataModule(L.LightningDataModule):
+    """Train/val/test loaders over the store.
+
+    Train: random crops (new per epoch, reproducible from ``seed``), shuffled. Val: the same crop
+    size with fixed crops (comparable across epochs). Test/predict: the whole domain, in order.
+    """
+
+    def __init__(
+        self,
+        store_path: str | os.PathLike[str],
+        meta_path: str | os.PathLike[str],
+        batch_size: int,
+        num_workers: int,
+        crop: int | None,
+        seed: int,
+        in_memory: bool = True,
+        time_stride: int = 1,
+        val_time_stride: int | None = None,
+        test_time_stride: int | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        val_crop: bool = True,
+    ) -> None:
+        super().__init__()
+        self.store_path, self.meta_path = Path(store_path), Path(meta_path)
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.crop, self.seed = crop, int(seed)
+        self.in_memory = in_memory
+        self.time_stride = int(time_stride)
+        self.val_time_stride = int(val_time_stride or time_stride)
+        self.test_time_stride = int(test_time_stride or 1)
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.val_crop = val_crop
+        self.meta: dict[str, Any] = read_json(self.meta_path)
+        self.train_set: DownscalingDataset | None = None
+        self.val_set: DownscalingDataset | None = None
+        self.test_set: DownscalingDataset | None = None
+
+    @property
+    def factor(self) -> int:
+        return int(self.meta["factor"])
+
+    @property
+    def n_coarse(self) -> int:
+        return len(self.meta["predictors"])
+
+    @property
+    def n_static(self) -> int:
+        return len(self.meta["static_vars"])
+
+    def _dataset(self, split: str, crop: int | None, stride: int, fixed: bool) -> DownscalingDataset:
+        return DownscalingDataset(self.store_path, self.meta_path, split, crop=crop, in_memory=self.in_memory,
+                                  time_stride=stride, seed=self.seed, fixed_crops=fixed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self._dataset("train", self.crop, self.time_stride, fixed=False)
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._dataset("val", self.crop if self.val_crop else None, self.val_time_stride, fixed=True)
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._dataset("test", None, self.test_time_stride, fixed=True)
+
+    def _loader(self, dataset: DownscalingDataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() first")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
