@@ -63,9 +63,9 @@ def checkpoint(model):
 
 
 def model_config_sections(model):
-    """A model's training depends on its own block, its dependencies' blocks and `training`."""
+    """A model depends on its own block, its dependencies' blocks and `training` (data: via the store)."""
     models = [model] + MODEL_DEPENDENCIES[model]
-    return [f"models.{m}" for m in models] + ["training", "data"]
+    return [f"models.{m}" for m in models] + ["training"]
 
 
 def final_outputs():
