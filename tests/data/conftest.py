@@ -183,13 +183,80 @@ def static_dataset(grid: Grid) -> xr.Dataset:
     )
 
 
+# --- the study's projected target grid: VHR-REA_IT remapped to EPSG:3035 (ETRS89-LAEA), 2 km ---
+LAEA_CRS = pyproj.CRS("EPSG:3035")
+
+
+def make_laea_grid(ny: int = 48, nx: int = 40, y0: float = 2_437_000.0, x0: float = 4_085_000.0,
+                   d: float = 2000.0) -> Grid:
+    """An EPSG:3035 grid (``rlat`` = y, ``rlon`` = x in metres, ascending; first cell centre y0/x0).
+
+    The default starts at ~45 N, 7 E (western Alps, Po valley to the east); the study's domain is 672 x 576 cells.
+    """
+    y = y0 + d * np.arange(ny)
+    x = x0 + d * np.arange(nx)
+    tr = pyproj.Transformer.from_crs(LAEA_CRS, pyproj.CRS("EPSG:4326"), always_xy=True)
+    lon, lat = tr.transform(*np.meshgrid(x, y))
+    return Grid(y, x, lat, lon)
+
+
+def cosmo_laea_dataset(
+    times: pd.DatetimeIndex,
+    grid: Grid,
+    field: np.ndarray | None = None,
+    variable: str = "T_2M",
+    mapping: str = "cf",
+    y_descending: bool = True,
+    with_latlon: bool = False,
+    units: str = "K",
+    xy_units: str = "m",
+) -> xr.Dataset:
+    """A 2-km target file on the EPSG:3035 grid: ``T_2M(time, y, x)``, x/y in metres.
+
+    ``mapping="cf"``: a ``lambert_azimuthal_equal_area`` variable with the CF projection attributes
+    (as CDO writes it); ``mapping="wkt"``: a GDAL-style ``crs`` variable carrying only ``crs_wkt`` and
+    ``spatial_ref``. ``y_descending`` stores rows north->south (GDAL's raster order).
+    ``field`` is given south->north like ``grid``.
+    """
+    if field is None:
+        field = truth_t2m(grid.lat, grid.lon, times)
+    if mapping == "cf":
+        gm_name = "lambert_azimuthal_equal_area"
+        cf = LAEA_CRS.to_cf()
+        gm_attrs = {k: cf[k] for k in ("grid_mapping_name", "latitude_of_projection_origin",
+                                       "longitude_of_projection_origin", "false_easting", "false_northing",
+                                       "semi_major_axis", "inverse_flattening")}
+    else:
+        gm_name = "crs"
+        gm_attrs = {"crs_wkt": LAEA_CRS.to_wkt(), "spatial_ref": LAEA_CRS.to_wkt()}
+    ds = xr.Dataset(
+        {
+            variable: (("time", "y", "x"), field.astype(np.float32),
+                       {"standard_name": "air_temperature", "units": units, "grid_mapping": gm_name}),
+            gm_name: ((), np.int32(0), gm_attrs),
+        },
+        coords={
+            "time": times.values,
+            "y": ("y", grid.rlat, {"standard_name": "projection_y_coordinate", "units": xy_units, "axis": "Y"}),
+            "x": ("x", grid.rlon, {"standard_name": "projection_x_coordinate", "units": xy_units, "axis": "X"}),
+        },
+        attrs={"Conventions": "CF-1.7"},
+    )
+    if with_latlon:
+        ds = ds.assign_coords(lat=(("y", "x"), grid.lat, {"standard_name": "latitude", "units": "degrees_north"}),
+                              lon=(("y", "x"), grid.lon, {"standard_name": "longitude", "units": "degrees_east"}))
+        ds[variable].encoding["coordinates"] = "lon lat"
+    return ds.isel(y=slice(None, None, -1)) if y_descending else ds
+
+
 @pytest.fixture(scope="session")
 def synth() -> SimpleNamespace:
     """The factories above, for tests that need custom files."""
     return SimpleNamespace(
         POLE=POLE, make_grid=make_grid, month_times=month_times, truth_t2m=truth_t2m, era5_axes=era5_axes,
         era5_dataset=era5_dataset, write_era5=write_era5, cosmo_dataset=cosmo_dataset, write_cosmo=write_cosmo,
-        static_dataset=static_dataset,
+        static_dataset=static_dataset, Grid=Grid, LAEA_CRS=LAEA_CRS, make_laea_grid=make_laea_grid,
+        cosmo_laea_dataset=cosmo_laea_dataset,
     )
 
 

@@ -16,7 +16,10 @@ import xarray as xr
 
 from pdeldm.data.cosmo import (
     EARTH_RADIUS_M,
+    grid_mapping_params,
     grid_spacing_m,
+    grid_spacing_of,
+    is_projected,
     open_cosmo,
     rotated_pole_crs,
     rotated_to_geographic,
@@ -155,3 +158,118 @@ def test_grid_spacing_simple():
     assert dx == pytest.approx(EARTH_RADIUS_M * np.deg2rad(0.22) * np.mean(np.cos(np.deg2rad(rlat))))
     with pytest.raises(InputError):
         grid_spacing_m(np.array([0.0]), rlon)
+
+
+# --------------------------------------------------------------------------------------------
+# The study's projected target grid: EPSG:3035 (ETRS89-LAEA), 2 km, dims (time, y, x) in metres.
+# --------------------------------------------------------------------------------------------
+def _laea_to_geographic(x, y):
+    """EPSG:3035 -> EPSG:4326 straight from the EPSG code (independent of the reader's CF path)."""
+    import pyproj
+
+    tr = pyproj.Transformer.from_crs("EPSG:3035", "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(x, y)
+    return lat, lon
+
+
+@pytest.mark.parametrize("mapping", ["cf", "wkt"])
+def test_laea_file_opens_on_package_dims(tmp_path, synth, mapping):
+    grid = synth.make_laea_grid(12, 10)
+    t = synth.month_times(2001, 1)[:6]
+    field = synth.truth_t2m(grid.lat, grid.lon, t)
+    path = synth.write_cosmo(tmp_path / "T_2M_200101.nc",
+                             synth.cosmo_laea_dataset(t, grid, field=field, mapping=mapping, y_descending=True))
+    da = open_cosmo([path])
+    assert da.dims == ("time", "rlat", "rlon") and da.shape == (6, 12, 10)
+    # Native metres kept, rows flipped to south->north together with the data.
+    np.testing.assert_array_equal(da["rlat"].values, grid.rlat)
+    np.testing.assert_array_equal(da["rlon"].values, grid.rlon)
+    assert da["rlat"].attrs["standard_name"] == "projection_y_coordinate" and da["rlon"].attrs["units"] == "m"
+    np.testing.assert_allclose(da.values, field.astype(np.float32))
+    # Spacing is exact, from x/y.
+    assert (da.attrs["dx_m"], da.attrs["dy_m"]) == (2000.0, 2000.0)
+    assert grid_spacing_of(da) == (2000.0, 2000.0)
+    params = grid_mapping_params(da)
+    assert is_projected(params) and da.attrs["grid_mapping"] == "crs"
+    assert params["latitude_of_projection_origin"] == 52.0 and params["false_easting"] == 4321000.0
+    assert params["inverse_flattening"] == pytest.approx(298.257222101)
+    # lat/lon spot checks against pyproj's EPSG:3035 for a few cells.
+    for i, j in [(0, 0), (11, 9), (5, 3), (0, 9)]:
+        lat, lon = _laea_to_geographic(grid.rlon[j], grid.rlat[i])
+        assert da["lat"].values[i, j] == pytest.approx(lat, abs=1e-9)
+        assert da["lon"].values[i, j] == pytest.approx(lon, abs=1e-9)
+
+
+def test_laea_false_origin_is_52n_10e(tmp_path, synth):
+    # The false origin (4321000, 3210000) is the projection centre 52 N, 10 E by definition.
+    grid = synth.make_laea_grid(4, 4, y0=3_210_000.0 - 2000.0, x0=4_321_000.0 - 2000.0)
+    path = synth.write_cosmo(tmp_path / "T_2M.nc", synth.cosmo_laea_dataset(synth.month_times(2001, 1)[:2], grid))
+    da = open_cosmo([path])
+    assert da["lat"].values[1, 1] == pytest.approx(52.0, abs=1e-12)
+    assert da["lon"].values[1, 1] == pytest.approx(10.0, abs=1e-12)
+    # One cell east of the centre: 2 km along the parallel ~ 2000 / (R cos 52) rad of longitude.
+    assert da["lon"].values[1, 2] - 10.0 == pytest.approx(np.rad2deg(2000.0 / (6_381_000 * np.cos(np.deg2rad(52)))), rel=3e-3)
+
+
+def test_laea_multi_file_and_latlon_check(tmp_path, synth):
+    grid = synth.make_laea_grid(8, 8)
+    t = synth.month_times(2001, 1)
+    jan = synth.write_cosmo(tmp_path / "T_2M_a.nc", synth.cosmo_laea_dataset(t[:3], grid, with_latlon=True))
+    feb = synth.write_cosmo(tmp_path / "T_2M_b.nc", synth.cosmo_laea_dataset(t[3:5], grid, mapping="wkt", y_descending=False))
+    da = open_cosmo([feb, jan])  # mixed mapping styles, same grid
+    assert da.sizes["time"] == 5 and bool((np.diff(da["time"].values) > np.timedelta64(0)).all())
+
+    other = synth.write_cosmo(tmp_path / "T_2M_c.nc", synth.cosmo_laea_dataset(t[5:6], synth.make_laea_grid(8, 8, x0=4_087_000.0)))
+    with pytest.raises(InputError, match=r"T_2M_c\.nc: grid differs"):
+        open_cosmo([jan, other])
+
+    ds = synth.cosmo_laea_dataset(t[:2], grid, with_latlon=True)
+    ds["lambert_azimuthal_equal_area"].attrs["longitude_of_projection_origin"] = 11.0  # not the grid's projection
+    bad = synth.write_cosmo(tmp_path / "T_2M_proj.nc", ds)
+    with pytest.raises(InputError, match=r"T_2M_proj\.nc: the file's lat/lon differ .* lambert_azimuthal_equal_area"):
+        open_cosmo([bad])
+
+
+def test_laea_errors(tmp_path, synth):
+    import pyproj
+
+    grid = synth.make_laea_grid(6, 5)
+    t = synth.month_times(2001, 1)[:2]
+
+    path = synth.write_cosmo(tmp_path / "T_2M_km.nc", synth.cosmo_laea_dataset(t, grid, xy_units="km"))
+    with pytest.raises(InputError, match=r"T_2M_km\.nc: coordinate 'y' of variable 'T_2M' has units 'km'; expected m"):
+        open_cosmo([path])
+
+    path = synth.write_cosmo(tmp_path / "T_2M_degc.nc", synth.cosmo_laea_dataset(t, grid, units="degC"))
+    with pytest.raises(InputError, match=r"T_2M_degc\.nc: variable 'T_2M' has units 'degC': looks like degC"):
+        open_cosmo([path])
+
+    ragged = synth.make_laea_grid(6, 5)
+    ragged.rlon[-1] += 500.0
+    path = synth.write_cosmo(tmp_path / "T_2M_ragged.nc", synth.cosmo_laea_dataset(t, ragged))
+    with pytest.raises(InputError, match=r"T_2M_ragged\.nc: variable 'T_2M': projected coordinate 'x' is not a regular"):
+        open_cosmo([path])
+
+    ds = synth.cosmo_laea_dataset(t, grid, mapping="wkt")
+    utm = pyproj.CRS("EPSG:32632").to_wkt()
+    ds["crs"].attrs = {"crs_wkt": utm, "spatial_ref": utm}
+    path = synth.write_cosmo(tmp_path / "T_2M_utm.nc", ds)
+    with pytest.raises(InputError, match=r"T_2M_utm\.nc: no rotated-pole grid mapping or lambert_azimuthal_equal_area"):
+        open_cosmo([path])
+
+
+def test_laea_target_feeds_the_regridder(tmp_path, synth):
+    """Downstream: TargetGrid/bilinear Regridder accept the LAEA grid; lat/lon-linear fields come back exactly."""
+    from pdeldm.data.regrid import Regridder, TargetGrid
+
+    grid = synth.make_laea_grid(16, 16)
+    path = synth.write_cosmo(tmp_path / "T_2M.nc", synth.cosmo_laea_dataset(synth.month_times(2001, 1)[:1], grid))
+    da = open_cosmo([path])
+    target = TargetGrid.from_xarray(da)
+    np.testing.assert_allclose(target.lat, grid.lat, atol=1e-9)
+    lat = np.arange(44.0, 47.01, 0.25)
+    lon = np.arange(5.0, 9.01, 0.25)
+    src = xr.DataArray(300.0 - 0.5 * lat[:, None] + 0.2 * lon[None, :] + 0 * lon, dims=("latitude", "longitude"),
+                       coords={"latitude": lat, "longitude": lon})
+    out = Regridder(lat, lon, target, "bilinear")(src)
+    np.testing.assert_allclose(out.values, 300.0 - 0.5 * grid.lat + 0.2 * grid.lon, atol=1e-4)
