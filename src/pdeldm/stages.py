@@ -45,6 +45,16 @@ def static_region(source: str, region: dict[str, Any], out: str, log: str | None
     logger.info("wrote %s", out)
 
 
+@stage("static_inputs")
+def static_inputs(target_grid: str, cfg: dict[str, Any], out: str, log: str | None = None,
+                  **_source_files: str) -> None:
+    """Remap the paper's high-resolution static inputs onto the COSMO-CLM target grid."""
+    from pdeldm.data.static_inputs import build_static_inputs
+
+    build_static_inputs(cfg["static_inputs"], Path(target_grid), Path(out), log=log,
+                        variable=cfg["cosmo"]["variable"])
+
+
 @stage("twin")
 def twin(static: str, cfg: dict[str, Any], era5_dir: str, cosmo_dir: str, diagnostics: str,
          log: str | None = None, **_outputs: Any) -> None:

@@ -43,6 +43,14 @@ def test_mistyped_config_key_stops_with_a_message_naming_it(tmp_path):
 
 
 def test_paper_config_plans_one_fetch_job_per_group_and_month_without_credentials(tmp_path):
+    # The user's own COSMO-CLM and static files (placeholders: a dry run only checks they exist).
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    for name in ("orography", "land_fraction", "land_cover"):
+        (tmp_path / paper["static_inputs"][name]["file"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / paper["static_inputs"][name]["file"]).touch()
+    cosmo = tmp_path / paper["cosmo"]["files"].replace("*", "200001")
+    cosmo.parent.mkdir(parents=True, exist_ok=True)
+    cosmo.touch()
     result = _dry_run(tmp_path, ROOT / "config" / "paper.yaml", extra=("--until", "merge_era5_month"))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout

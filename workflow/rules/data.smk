@@ -21,19 +21,54 @@ def cosmo_files_for_store(wildcards):
     return sorted(glob.glob(config["cosmo"]["files"]))
 
 
-rule static_region:
-    message:
-        "Cutting region '{REGION}' out of the COSMO-CLM EUR-11 static fields"
-    input:
-        source=config["paths"]["static_source"],
-    output:
-        out=f"{RESOURCES}/static/{REGION}.nc",
-    params:
-        region=region_box(),
-    log:
-        f"{LOGS}/static_region.log",
-    script:
-        STAGE_SCRIPT
+def static_target_grid(wildcards):
+    """A COSMO-CLM file that defines the paper's target grid (the glob itself if none exists yet,
+    so that Snakemake reports it as the missing input)."""
+    chosen = config["static_inputs"]["target_grid"]
+    if chosen:
+        return chosen
+    files = sorted(glob.glob(config["cosmo"]["files"]))
+    return files[0] if files else config["cosmo"]["files"]
+
+
+def static_input_files(wildcards):
+    """The source files named in `static_inputs` (so editing one reruns the remap)."""
+    sources = {name: config["static_inputs"].get(name) for name in ("orography", "land_fraction", "land_cover")}
+    return {f"{name}_file": spec["file"] for name, spec in sources.items() if spec}
+
+
+if config["data"]["source"] == "twin":
+
+    rule static_region:
+        message:
+            "Cutting region '{REGION}' out of the COSMO-CLM EUR-11 static fields"
+        input:
+            source=config["paths"]["static_source"],
+        output:
+            out=f"{RESOURCES}/static/{REGION}.nc",
+        params:
+            region=region_box(),
+        log:
+            f"{LOGS}/static_region.log",
+        script:
+            STAGE_SCRIPT
+
+else:
+
+    rule static_inputs:
+        message:
+            "Remapping the high-resolution static inputs onto the COSMO-CLM target grid"
+        input:
+            unpack(static_input_files),
+            target_grid=static_target_grid,
+        output:
+            out=static_file(),
+        params:
+            config=config_json("static_inputs", "cosmo.variable"),
+        log:
+            f"{LOGS}/static_inputs.log",
+        script:
+            STAGE_SCRIPT
 
 
 rule twin:
