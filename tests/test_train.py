@@ -137,6 +137,8 @@ def test_ldm_checkpoint_carries_latent_scale_and_ema_weights(trained: dict) -> N
     assert live.keys() == ema.keys() and all(torch.equal(live[k], ema[k]) for k in live)
     pde = read_checkpoint(trained["ckpts"]["pde_ldm"])
     assert float(pde["state_dict"]["latent_scale"]) == float(ckpt["state_dict"]["latent_scale"])
+    assert "latent scale factor" in (trained["root"] / "logs" / "ldm.log").read_text()
+    assert "latent scale factor" not in (trained["root"] / "logs" / "pde_ldm.log").read_text()  # inherited
     # Frozen during fine-tuning: the UNet and the encoder are exactly the LDM's.
     for key in [k for k in ckpt["state_dict"] if k.startswith(("unet.", "autoencoder.encoder."))]:
         assert torch.equal(ckpt["state_dict"][key], pde["state_dict"][key])
@@ -172,3 +174,16 @@ def test_interrupted_mid_epoch_resumes_from_step_checkpoint(tmp_path: Path) -> N
     last = torch.load(work / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["global_step"] == 4  # 1 step before the interruption + 3 after, not 4 more
     assert [int(r["epoch"]) for r in read_rows(out / "m.csv")] == [0, 1]
+
+
+def test_changed_architecture_starts_afresh(tmp_path: Path) -> None:
+    store, meta = make_store(tmp_path)
+    out, work = tmp_path / "out", tmp_path / "work"
+    train("unet", tiny_cfg(max_epochs=1), store, meta, {}, out / "model.ckpt", out / "m.csv", work, None)
+    cfg = tiny_cfg(max_epochs=2)
+    cfg["models"]["unet"]["base_channels"] = 4  # a different network: last.ckpt cannot be resumed
+    train("unet", cfg, store, meta, {}, out / "model.ckpt", out / "m.csv", work, tmp_path / "fresh.log")
+    assert [int(r["epoch"]) for r in read_rows(out / "m.csv")] == [0, 1]
+    text = (tmp_path / "fresh.log").read_text()
+    assert "starting afresh" in text and "resumed" not in text
+    assert load_model(out / "model.ckpt").unet.net.base_channels == 4

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import time
@@ -32,17 +34,17 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "devices": "auto",
     "strategy": "auto",
     "precision": "auto",  # bf16-mixed on a CUDA GPU, 32-true otherwise
-    "max_epochs": 5,
+    "max_epochs": 20,
     "max_steps": -1,
     "max_time": None,  # e.g. "00:01:30:00" (DD:HH:MM:SS); stops cleanly and still exports
-    "limit_train_batches": 1.0,
-    "limit_val_batches": 1.0,
+    "limit_train_batches": 25,
+    "limit_val_batches": 4,
     "batch_size": 16,
     "num_workers": 0,
     "crop": None,
     "val_crop": True,
-    "time_stride": 1,
-    "val_time_stride": None,
+    "time_stride": 5,
+    "val_time_stride": 5,
     "in_memory": True,
     "early_stopping_patience": 5,
     "gradient_clip_val": None,
@@ -112,6 +114,36 @@ def _latent_scale_batches(store: Path, meta: Path, opts: dict[str, Any]) -> Any:
     return DataLoader(Subset(ds, idx), batch_size=int(opts["batch_size"]), shuffle=False, num_workers=0)
 
 
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fingerprint(hp: dict[str, Any], deps: dict[str, str | os.PathLike[str]], seed: int) -> str:
+    """What a working checkpoint is only valid for: the model's hyper-parameters (with its data
+    spec and its dependencies' settings), the dependencies' weights and the seed."""
+    payload = {"hp": hp, "seed": seed, "deps": {k: _file_digest(Path(v)) for k, v in sorted(deps.items())}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _discard_stale_workdir(workdir: Path, fingerprint: str, logger: Any) -> None:
+    """Resume only a run of the *same* model: on a changed architecture, data normalisation or
+    retrained dependency, the old working checkpoints are removed and training starts afresh.
+    Training options (epochs, batches, ...) are not part of it: raising max_epochs resumes."""
+    stamp = workdir / "fingerprint.json"
+    previous = read_json(stamp).get("fingerprint") if stamp.exists() else None
+    if previous != fingerprint and any(workdir.glob("*.ckpt")):
+        logger.warning("working checkpoints in %s belong to a different configuration or dependency: "
+                       "starting afresh", workdir)
+        for old in workdir.glob("*.ckpt"):
+            old.unlink()
+        (workdir / "metrics.csv").unlink(missing_ok=True)
+    write_json(stamp, {"fingerprint": fingerprint})
+
+
 def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
           deps: dict[str, str | os.PathLike[str]], out_ckpt: str | os.PathLike[str],
           out_metrics: str | os.PathLike[str], workdir: str | os.PathLike[str],
@@ -150,10 +182,12 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     workdir.mkdir(parents=True, exist_ok=True)
     last = workdir / "last.ckpt"
+    _discard_stale_workdir(workdir, _fingerprint(module.hp, deps, seed), logger)
     resume = last if last.exists() else None
     precision = resolve_precision(opts)
 
-    if resume is None and hasattr(module, "estimate_latent_scale"):
+    # Only a fresh LDM estimates its latent scale; resumed runs and the PDE fine-tuning keep theirs.
+    if resume is None and hasattr(module, "estimate_latent_scale") and float(module.latent_scale) <= 0:
         scale = module.estimate_latent_scale(_latent_scale_batches(store, meta, opts),
                                              int(opts["latent_scale_batches"]))
         logger.info("latent scale factor (1/std of training latents): %.6g", scale)
@@ -180,6 +214,10 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
         num_sanity_val_steps=0, deterministic=_deterministic(opts), benchmark=False,
         log_every_n_steps=1,
     )
+    if _deterministic(opts):
+        # Deterministic mode also fills every new tensor with NaN (to expose reads of uninitialised
+        # memory): over 1000 extra fills per step. Results do not depend on it, so switch it off.
+        torch.utils.deterministic.fill_uninitialized_memory = False
     if manual and opts["gradient_clip_val"]:
         module.cfg.setdefault("gradient_clip_val", opts["gradient_clip_val"])
     logger.info("trainer: accelerator=%s devices=%s strategy=%s precision=%s max_epochs=%s "

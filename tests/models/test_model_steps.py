@@ -48,7 +48,8 @@ def hp(name: str, model: dict, sub: dict | None = None) -> dict:
 
 
 def ldm_hp() -> dict:
-    return hp("ldm", LDM_CFG, {"unet": {"model": UNET_CFG, "spec": SPEC}, "autoencoder": {"model": AE_CFG, "spec": SPEC}})
+    return hp("ldm", LDM_CFG, {"unet": {"model": UNET_CFG, "spec": SPEC},
+                               "autoencoder": {"model": AE_CFG, "spec": SPEC}})
 
 
 def test_unet_shapes_and_padding() -> None:

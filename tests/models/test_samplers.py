@@ -51,8 +51,9 @@ def test_ddim_eta1_with_perfect_denoiser_also_recovers_x0_and_is_seeded() -> Non
     s = NoiseSchedule(1000)
     x0 = torch.randn(2, 4, 5, 5)
     gens = lambda: [torch.Generator().manual_seed(i) for i in range(2)]  # noqa: E731
-    a = ddim_sample(_perfect_denoiser(s, x0), s, tuple(x0.shape), steps=20, eta=1.0, noise=per_sample_noise(gens(), "cpu"))
-    b = ddim_sample(_perfect_denoiser(s, x0), s, tuple(x0.shape), steps=20, eta=1.0, noise=per_sample_noise(gens(), "cpu"))
+    model, shape = _perfect_denoiser(s, x0), tuple(x0.shape)
+    a = ddim_sample(model, s, shape, steps=20, eta=1.0, noise=per_sample_noise(gens(), "cpu"))
+    b = ddim_sample(model, s, shape, steps=20, eta=1.0, noise=per_sample_noise(gens(), "cpu"))
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a, x0, atol=1e-3, rtol=1e-3)
 

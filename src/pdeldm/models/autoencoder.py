@@ -187,7 +187,7 @@ class ResidualAutoencoder(nn.Module):
         mult = list(cfg.get("channel_mult", [1, 2, 4]))
         _stages(self.downsample, mult)
         self.latent_channels = int(cfg.get("latent_channels", 4))
-        base, nrb = int(cfg.get("base_channels", 32)), int(cfg.get("num_res_blocks", 1))
+        base, nrb = int(cfg.get("base_channels", 16)), int(cfg.get("num_res_blocks", 1))
         enc_out = self.latent_channels * (2 if self.kind == "kl" else 1)
         self.encoder = Encoder(1, enc_out, base, mult, nrb)
         self.decoder = Decoder(self.latent_channels, 1, base, mult, nrb)
@@ -195,7 +195,7 @@ class ResidualAutoencoder(nn.Module):
         if self.kind == "vq":
             vq = cfg.get("vq") or {}
             self.quantizer: VectorQuantizer | None = VectorQuantizer(
-                int(vq.get("n_codes", 512)), self.latent_channels, beta=float(vq.get("beta", 0.25)),
+                int(vq.get("n_codes", 256)), self.latent_channels, beta=float(vq.get("beta", 0.25)),
                 ema=str(vq.get("codebook_update", "ema")) == "ema", decay=float(vq.get("decay", 0.99)),
                 restart_dead_codes=bool(vq.get("restart_dead_codes", True)))
         else:

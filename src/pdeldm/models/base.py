@@ -137,8 +137,8 @@ class BaseModel(L.LightningModule):
                                  weight_decay=float(opt["weight_decay"]))
 
     def plateau_scheduler(self, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-        """ReduceLROnPlateau on ``val_loss`` if the model block asks for one (``scheduler``)."""
-        sched = self.cfg.get("scheduler")
+        """ReduceLROnPlateau on ``val_loss`` (model block ``scheduler``; default factor 0.5, patience 2)."""
+        sched = self.cfg.get("scheduler", {"factor": 0.5, "patience": 2})  # null in the config = none
         if not sched:
             return None
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

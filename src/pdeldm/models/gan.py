@@ -71,7 +71,7 @@ class GANModel(BaseModel):
         disc = self.cfg.get("discriminator") or {}
         self.discriminator = PatchDiscriminator(
             1 + self.spec.n_coarse + self.spec.n_static,
-            base_channels=int(disc.get("base_channels", 32)),
+            base_channels=int(disc.get("base_channels", 16)),
             n_layers=int(disc.get("n_layers", 3)),
             spectral_norm=bool(disc.get("spectral_norm", True)),
         )

@@ -45,8 +45,8 @@ class PDELDMModel(LDMModel):
         if self.pde_form not in ("flux_ratio", "advection_diffusion"):
             raise ConfigError(f"models.pde_ldm.pde.form must be 'flux_ratio' or 'advection_diffusion', "
                               f"got {self.pde_form!r}")
-        self.lambda_pde = float(pde.get("lambda", 0.1))
-        self.t_max = int(pde.get("t_max", self.schedule.timesteps))
+        self.lambda_pde = float(pde.get("lambda", 0.01))
+        self.t_max = int(pde.get("t_max", self.schedule.timesteps // 2))
         self.cell = int(pde.get("cell", 2 * self.spec.factor))
         self.eps = float(pde.get("eps", 1e-6))
         self.sampling = str(pde.get("sampling", "faces"))
@@ -131,6 +131,6 @@ class PDELDMModel(LDMModel):
         self.log("val_pde", pde, on_epoch=True, batch_size=bs, sync_dist=True)
 
     def optimizer_cfg(self) -> dict[str, Any]:
-        opt = {"lr": 1e-5, "betas": [0.5, 0.9], "weight_decay": 1e-3}  # fine-tuning: lower LR
+        opt = {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}
         opt.update(self.cfg.get("optimizer") or {})
         return opt

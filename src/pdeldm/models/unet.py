@@ -124,8 +124,8 @@ class UNet(nn.Module):
 def unet_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     """UNet size settings from a model config block (with small defaults)."""
     return {
-        "base_channels": int(cfg.get("base_channels", 32)),
-        "channel_mult": list(cfg.get("channel_mult", [1, 2, 4])),
+        "base_channels": int(cfg.get("base_channels", 16)),
+        "channel_mult": list(cfg.get("channel_mult", [1, 2, 4, 8])),
         "num_res_blocks": int(cfg.get("num_res_blocks", 1)),
         "dropout": float(cfg.get("dropout", 0.0)),
     }
