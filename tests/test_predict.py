@@ -49,6 +49,7 @@ def test_predict_writes_netcdf(chain: dict, name: str, members: int) -> None:
         np.testing.assert_array_equal(ds["time"].values, store["time"].values[40:50:3])
         np.testing.assert_allclose(ds["rlat"].values, store["rlat"].values)
         np.testing.assert_allclose(ds["rlon"].values, store["rlon"].values)
+        assert ds["rlat"].attrs["standard_name"] == "grid_latitude" and ds["rlon"].attrs["units"] == "degrees"
         values = da.values
         assert np.isfinite(values).all() and 200 < values.mean() < 350
         if name == "interpolation":  # bicubic of a constant-per-block field stays near the truth

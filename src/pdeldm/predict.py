@@ -43,7 +43,7 @@ def inference_device(cfg: dict[str, Any]) -> torch.device:
 
 
 def store_coords(store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """``time`` (datetime64[ns]), ``rlat``, ``rlon`` (degrees) of the store, plus their attrs."""
+    """``time`` (datetime64[ns]), ``rlat``, ``rlon`` of the store, their attrs and the rotated pole."""
     import xarray as xr
 
     with xr.open_zarr(store, consolidated=None) as ds:
@@ -51,6 +51,9 @@ def store_coords(store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             "time": ds["time"].values.astype("datetime64[ns]"),
             "rlat": ds["rlat"].values.astype(np.float64),
             "rlon": ds["rlon"].values.astype(np.float64),
+            # units/standard names as in the store (degrees on the rotated grid, metres on a projected one)
+            "attrs": {name: {k: v for k, v in ds[name].attrs.items() if isinstance(v, (str, int, float))}
+                      for name in ("rlat", "rlon")},
             "pole": {k: ds.attrs[k] for k in ("grid_north_pole_latitude", "grid_north_pole_longitude")
                      if k in ds.attrs},
         }
@@ -89,8 +92,9 @@ def _create_file(path: Path, coords: dict[str, np.ndarray], members: int, model:
     for name, std in (("rlat", "grid_latitude"), ("rlon", "grid_longitude")):
         v = nc.createVariable(name, "f8", (name,))
         v[:] = coords[name]
-        v.standard_name = std
-        v.units = "degrees"
+        coord_attrs = {"standard_name": std, "units": "degrees", **coords.get("attrs", {}).get(name, {})}
+        for key, value in coord_attrs.items():
+            v.setncattr(key, value)
     if coords.get("pole"):
         pole = nc.createVariable("rotated_pole", "i4", ())
         pole.grid_mapping_name = "rotated_latitude_longitude"
