@@ -27,25 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pdeldm.evaluation.evaluate import DETERMINISTIC_COLUMNS
 from pdeldm.io import atomic_output
 from pdeldm.logs import stage_logger
 
 #: Canonical column order; metrics not listed here follow in file order.
-METRIC_ORDER: tuple[str, ...] = (
-    "rmse",
-    "mae",
-    "bias",
-    "r2",
-    "pcc",
-    "ssim",
-    "flux_ratio",
-    "flux_ratio_truth",
-    "spectral_slope_diff",
-    "crps",
-    "spread_skill",
-    "rmse_ensmean",
-    "spread",
-)
+METRIC_ORDER: tuple[str, ...] = DETERMINISTIC_COLUMNS + ("crps", "spread_skill", "rmse_ensmean", "spread")
 #: Fixed order of the models in every table and figure (baselines first, the study's model last).
 MODEL_ORDER: tuple[str, ...] = ("interpolation", "unet", "gan", "ldm", "pde_ldm")
 

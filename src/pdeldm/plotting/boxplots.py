@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from pdeldm.evaluation.evaluate import DETERMINISTIC_COLUMNS
 from pdeldm.plotting.style import (
     METRIC_DISPLAY_SCALE,
     metric_label,
@@ -21,18 +22,7 @@ from pdeldm.plotting.style import (
 )
 
 #: Panels in this order (those absent from every CSV are skipped).
-DEFAULT_METRICS: tuple[str, ...] = (
-    "rmse",
-    "mae",
-    "bias",
-    "r2",
-    "pcc",
-    "ssim",
-    "flux_ratio",
-    "flux_ratio_truth",
-    "spectral_slope_diff",
-    "crps",
-)
+DEFAULT_METRICS: tuple[str, ...] = DETERMINISTIC_COLUMNS + ("crps",)
 
 
 def read_metric_csvs(metric_csvs: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
