@@ -50,6 +50,8 @@ def test_predict_writes_netcdf(chain: dict, name: str, members: int) -> None:
         np.testing.assert_allclose(ds["rlat"].values, store["rlat"].values)
         np.testing.assert_allclose(ds["rlon"].values, store["rlon"].values)
         assert ds["rlat"].attrs["standard_name"] == "grid_latitude" and ds["rlon"].attrs["units"] == "degrees"
+        assert (da.attrs.get("grid_mapping") or da.encoding.get("grid_mapping")) == "rotated_pole"
+        assert ds["rotated_pole"].attrs["grid_north_pole_latitude"] == store.attrs["grid_north_pole_latitude"]
         values = da.values
         assert np.isfinite(values).all() and 200 < values.mean() < 350
         if name == "interpolation":  # bicubic of a constant-per-block field stays near the truth

@@ -21,8 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdeldm.data.cosmo import GRID_MAPPING_VARIABLE, LAEA_GRID_MAPPING_NAME, LAEA_PARAM_KEYS
 from pdeldm.errors import InputError
 from pdeldm.io import atomic_output, read_json
+
+#: Store attributes that describe the grid mapping (written by store.build_store).
+_GRID_MAPPING_KEYS = frozenset({"grid_mapping_name", "crs_wkt", "grid_north_pole_latitude", "grid_north_pole_longitude",
+                                "north_pole_grid_longitude", *LAEA_PARAM_KEYS})
 from pdeldm.logs import stage_logger
 
 DEFAULT_EVALUATION: dict[str, Any] = {"time_stride": 1, "members": 10, "batch_size": 16}
@@ -43,10 +48,13 @@ def inference_device(cfg: dict[str, Any]) -> torch.device:
 
 
 def store_coords(store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """``time`` (datetime64[ns]), ``rlat``, ``rlon`` of the store, their attrs and the rotated pole."""
+    """``time`` (datetime64[ns]), ``rlat``, ``rlon`` of the store, their attrs and the grid mapping."""
     import xarray as xr
 
     with xr.open_zarr(store, consolidated=None) as ds:
+        mapping = {k: v for k, v in ds.attrs.items() if k in _GRID_MAPPING_KEYS}
+        if "grid_north_pole_latitude" in mapping:  # a pole without a mapping name is a rotated grid
+            mapping.setdefault("grid_mapping_name", "rotated_latitude_longitude")
         return {
             "time": ds["time"].values.astype("datetime64[ns]"),
             "rlat": ds["rlat"].values.astype(np.float64),
@@ -54,8 +62,8 @@ def store_coords(store: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             # units/standard names as in the store (degrees on the rotated grid, metres on a projected one)
             "attrs": {name: {k: v for k, v in ds[name].attrs.items() if isinstance(v, (str, int, float))}
                       for name in ("rlat", "rlon")},
-            "pole": {k: ds.attrs[k] for k in ("grid_north_pole_latitude", "grid_north_pole_longitude")
-                     if k in ds.attrs},
+            # CF attributes of the grid mapping (rotated pole, or LAEA with crs_wkt on a projected grid)
+            "grid_mapping": mapping,
         }
 
 
@@ -95,18 +103,21 @@ def _create_file(path: Path, coords: dict[str, np.ndarray], members: int, model:
         coord_attrs = {"standard_name": std, "units": "degrees", **coords.get("attrs", {}).get(name, {})}
         for key, value in coord_attrs.items():
             v.setncattr(key, value)
-    if coords.get("pole"):
-        pole = nc.createVariable("rotated_pole", "i4", ())
-        pole.grid_mapping_name = "rotated_latitude_longitude"
-        for k, val in coords["pole"].items():
-            pole.setncattr(k, val)
+    mapping = dict(coords.get("grid_mapping") or {})
+    mapping_var = None
+    if "grid_mapping_name" in mapping:
+        kind = "laea" if mapping["grid_mapping_name"] == LAEA_GRID_MAPPING_NAME else "rotated"
+        mapping_var = GRID_MAPPING_VARIABLE[kind]
+        gm = nc.createVariable(mapping_var, "i4", ())
+        for k, val in mapping.items():
+            gm.setncattr(k, val)
     t2m = nc.createVariable("T_2M", "f4", ("member", "time", "rlat", "rlon"), zlib=True, complevel=1,
                             chunksizes=(1, 1, ny, nx))
     t2m.units = "K"
     t2m.standard_name = "air_temperature"
     t2m.long_name = f"2-m temperature downscaled by {model}"
-    if coords.get("pole"):
-        t2m.grid_mapping = "rotated_pole"
+    if mapping_var is not None:
+        t2m.grid_mapping = mapping_var
     for k, val in attrs.items():
         nc.setncattr(k, val)
     return nc

@@ -1,4 +1,7 @@
-"""Regridding ERA5 (regular lat-lon) onto the COSMO-CLM rotated grid, and fine -> coarse blocks.
+"""Regridding ERA5 (regular lat-lon) onto the COSMO-CLM fine grid, and fine -> coarse blocks.
+
+The fine grid is either rotated-pole (``rlat``/``rlon`` in degrees) or projected (EPSG:3035 LAEA:
+``rlat``/``rlon`` hold y/x in metres); :class:`TargetGrid` carries its grid-mapping parameters.
 
 Two methods, both built on maintained libraries rather than hand-written interpolation loops:
 
@@ -20,8 +23,8 @@ Two methods, both built on maintained libraries rather than hand-written interpo
 
 Both process time in chunks so memory stays bounded by the chunk, not the record length.
 
-Winds: ERA5 ``u10``/``v10`` are eastward/northward components; on the rotated grid a PDE works
-with components along ``+rlon``/``+rlat``. :func:`rotate_wind_to_grid` converts between the two.
+Winds: ERA5 ``u10``/``v10`` are eastward/northward components; on the fine grid a PDE works
+with components along ``+rlon``/``+rlat`` (x/y on a projected grid). :func:`rotate_wind_to_grid` converts between the two.
 """
 
 from __future__ import annotations
@@ -36,18 +39,31 @@ import scipy.sparse
 import xarray as xr
 import xarray_regrid  # noqa: F401  (registers the ``.regrid`` accessor)
 
-from pdeldm.data.cosmo import crs_from_params, latlon_2d, rotated_pole_params, rotated_to_geographic
+from pdeldm.data.cosmo import (
+    EARTH_RADIUS_M,
+    crs_from_params,
+    is_projected,
+    latlon_2d,
+    rotated_pole_params,
+    rotated_to_geographic,
+)
 from pdeldm.errors import InputError
 
 METHODS = ("bilinear", "conservative")
 #: The intermediate regular lat-lon grid of the conservative method has (fine spacing) / this.
 INTERMEDIATE_REFINE = 2.0
+#: One degree of arc on COSMO's sphere (m): converts projected steps to intermediate lat-lon steps.
+M_PER_DEGREE = EARTH_RADIUS_M * np.pi / 180.0
 XrObj = TypeVar("XrObj", xr.Dataset, xr.DataArray)
 
 
 @dataclass
 class TargetGrid:
-    """A rotated-pole fine grid: 1-D ``rlat``/``rlon`` (degrees), 2-D ``lat``/``lon``, pole."""
+    """A fine grid: 1-D ``rlat``/``rlon``, 2-D ``lat``/``lon``, grid-mapping parameters ``pole``.
+
+    Rotated pole: ``rlat``/``rlon`` in degrees. Projected (LAEA, e.g. EPSG:3035): ``rlat``/``rlon``
+    hold y/x in metres and ``pole`` the projection parameters (:func:`cosmo.grid_mapping_params`).
+    """
 
     rlat: np.ndarray
     rlon: np.ndarray
@@ -76,18 +92,37 @@ class TargetGrid:
         return crs_from_params(self.pole)
 
     @property
+    def projected(self) -> bool:
+        """True when ``rlat``/``rlon`` are projected y/x in metres (LAEA), False on a rotated grid."""
+        return is_projected(self.pole)
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (self.rlat.size, self.rlon.size)
 
-    def spacing_deg(self) -> tuple[float, float]:
-        """Rotated grid steps ``(drlat, drlon)`` in degrees."""
+    def spacing(self) -> tuple[float, float]:
+        """Grid steps ``(drlat, drlon)`` in the native unit (degrees rotated, metres projected)."""
         return float(np.median(np.diff(self.rlat))), float(np.median(np.diff(self.rlon)))
+
+    def spacing_deg(self) -> tuple[float, float]:
+        """Grid steps ``(drlat, drlon)`` in degrees of arc (projected: metres / :data:`M_PER_DEGREE`)."""
+        dy, dx = self.spacing()
+        return (dy / M_PER_DEGREE, dx / M_PER_DEGREE) if self.projected else (dy, dx)
+
+    def axis_attrs(self) -> dict[str, dict[str, str]]:
+        """CF attributes of the ``rlat``/``rlon`` axes (grid_latitude/degrees or projection_y/x/m)."""
+        if self.projected:
+            return {"rlat": {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"},
+                    "rlon": {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}}
+        return {"rlat": {"standard_name": "grid_latitude", "units": "degrees"},
+                "rlon": {"standard_name": "grid_longitude", "units": "degrees"}}
 
     def coords(self) -> dict[str, xr.DataArray]:
         """rlat/rlon/lat/lon coordinates for a ``(..., rlat, rlon)`` result."""
+        axis = self.axis_attrs()
         return {
-            "rlat": xr.DataArray(self.rlat, dims="rlat", attrs={"standard_name": "grid_latitude", "units": "degrees"}),
-            "rlon": xr.DataArray(self.rlon, dims="rlon", attrs={"standard_name": "grid_longitude", "units": "degrees"}),
+            "rlat": xr.DataArray(self.rlat, dims="rlat", attrs=axis["rlat"]),
+            "rlon": xr.DataArray(self.rlon, dims="rlon", attrs=axis["rlon"]),
             "lat": xr.DataArray(self.lat, dims=("rlat", "rlon"), attrs={"standard_name": "latitude", "units": "degrees_north"}),
             "lon": xr.DataArray(self.lon, dims=("rlat", "rlon"), attrs={"standard_name": "longitude", "units": "degrees_east"}),
         }
@@ -183,7 +218,7 @@ class Regridder:
 
     def _setup_conservative(self) -> None:
         grid = self.grid
-        drlat, drlon = grid.spacing_deg()
+        drlat, drlon = grid.spacing()  # native unit: the sub-cell offsets are taken in the grid's own CRS
         s = self.supersample
         offsets = ((np.arange(s) + 0.5) / s - 0.5)
         # Sub-cell sample points, evenly spread over each fine cell in rotated coordinates.
@@ -197,8 +232,10 @@ class Regridder:
 
         if np.ptp(sub_lon) > 180.0:
             raise InputError("the fine domain crosses the antimeridian (longitude +-180), which the regridder does not support")
-        # Intermediate grid: ~half the fine spacing (in metres) in both directions everywhere.
-        dlat = min(abs(drlat), abs(drlon)) / INTERMEDIATE_REFINE
+        # Intermediate grid: ~half the fine spacing (in metres) in both directions everywhere. The
+        # step in degrees of latitude comes from the fine step in degrees of arc (projected grids:
+        # metres / M_PER_DEGREE, the scale factor of LAEA stays within a few % of 1).
+        dlat = min(abs(d) for d in grid.spacing_deg()) / INTERMEDIATE_REFINE
         max_cos = float(np.cos(np.deg2rad(np.min(np.abs(sub_lat)))))
         dlon = dlat / max(max_cos, 1e-6)
         lat0, lat1 = sub_lat.min() - dlat, sub_lat.max() + dlat
@@ -306,37 +343,75 @@ def regrid_conservative(
 def grid_rotation_azimuth(target: TargetGrid | xr.Dataset | xr.DataArray) -> np.ndarray:
     """Azimuth (degrees clockwise from geographic north) of the ``+rlon`` axis at each fine cell.
 
-    Found by mapping a short step along ``+rlon`` to geographic coordinates and taking its
-    geodesic forward azimuth (pyproj), which is exact to the step length (1e-4 of a cell).
+    A short centred step (1e-4 of a cell) along ``+rlon`` is mapped to geographic coordinates with
+    the grid's CRS (pyproj) and its geodesic forward azimuth taken (COSMO's sphere on a rotated
+    grid, the projection's ellipsoid on a projected one), exact to the step length.
     """
     grid = _as_grid(target)
-    _, drlon = grid.spacing_deg()
-    h = 1e-4 * abs(drlon)
+    _, dx = grid.spacing()
+    h = 1e-4 * abs(dx)
     rlon2, rlat2 = np.meshgrid(grid.rlon, grid.rlat)
     lat_w, lon_w = rotated_to_geographic(rlat2, rlon2 - h, grid.crs)
     lat_e, lon_e = rotated_to_geographic(rlat2, rlon2 + h, grid.crs)
-    az, _, _ = pyproj.Geod(a=6371229.0, b=6371229.0).inv(lon_w, lat_w, lon_e, lat_e)
+    az, _, _ = _geod(grid).inv(lon_w, lat_w, lon_e, lat_e)
     return np.asarray(az, dtype=np.float64)
+
+
+def _geod(grid: TargetGrid) -> pyproj.Geod:
+    return grid.crs.get_geod() if grid.projected else pyproj.Geod(a=EARTH_RADIUS_M, b=EARTH_RADIUS_M)
+
+
+def wind_to_grid_matrix(target: TargetGrid | xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Per-cell 2x2 matrix ``M`` (shape ``(2, 2, ny, nx)``) with ``(u_grid, v_grid) = M (u, v)``.
+
+    ``u``/``v`` are eastward/northward ground speeds (m/s); ``u_grid``/``v_grid`` the rates of
+    change of the grid's own coordinates, i.e. what the advection term ``u_grid dT/dx + v_grid
+    dT/dy`` with the grid's spacing in metres needs.
+
+    * Rotated pole (conformal, spacing taken as ground metres): a pure rotation by the azimuth
+      ``theta`` of ``+rlon``: ``u_grid = u sin(theta) + v cos(theta)``, ``v_grid = -u cos(theta) + v sin(theta)``.
+    * Projected (LAEA is equal-area, not conformal): the Jacobian of the projection, projection
+      metres per ground metre eastward and northward, found by stepping 1 m east and north on the
+      ellipsoid and projecting with pyproj. It turns winds by the meridian convergence and scales
+      them by the local scale factors (~1 +- 0.3 % over the study's domain), so speed is not
+      exactly preserved, and the images of x and y are not exactly orthogonal on the ground.
+    """
+    grid = _as_grid(target)
+    if not grid.projected:
+        theta = np.deg2rad(grid_rotation_azimuth(grid))
+        return np.array([[np.sin(theta), np.cos(theta)], [-np.cos(theta), np.sin(theta)]])
+    geod = _geod(grid)
+    to_grid = pyproj.Transformer.from_crs(pyproj.CRS("EPSG:4326"), grid.crs, always_xy=True)
+    x0, y0 = to_grid.transform(grid.lon, grid.lat)
+    step = np.ones_like(grid.lat)
+    columns = []
+    for azimuth in (90.0, 0.0):  # one ground metre east, then north
+        lon1, lat1, _ = geod.fwd(grid.lon, grid.lat, np.full_like(grid.lat, azimuth), step)
+        x1, y1 = to_grid.transform(lon1, lat1)
+        columns.append((np.asarray(x1) - x0, np.asarray(y1) - y0))
+    (dx_e, dy_e), (dx_n, dy_n) = columns
+    return np.array([[dx_e, dx_n], [dy_e, dy_n]])
 
 
 def rotate_wind_to_grid(
     u: xr.DataArray,
     v: xr.DataArray,
     target: TargetGrid | xr.Dataset | xr.DataArray,
-    azimuth: np.ndarray | None = None,
+    matrix: np.ndarray | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Eastward/northward wind on the fine grid -> components along ``+rlon``/``+rlat``.
+    """Eastward/northward wind on the fine grid -> components along ``+rlon``/``+rlat`` (x/y).
 
-    With ``theta`` the azimuth of ``+rlon`` (the rotated frame is a conformal rotation of the
-    sphere, so ``+rlat`` is ``+rlon`` turned 90 deg anticlockwise):
-    ``u_grid = u sin(theta) + v cos(theta)``, ``v_grid = -u cos(theta) + v sin(theta)``.
-    Pass ``azimuth`` (from :func:`grid_rotation_azimuth`) to skip recomputing it per chunk.
+    ``(u_grid, v_grid) = M (u, v)`` with ``M`` from :func:`wind_to_grid_matrix` (a rotation on a
+    rotated-pole grid, the projection's Jacobian on a projected one). Pass ``matrix`` to skip
+    recomputing it per chunk.
     """
-    theta = np.deg2rad(grid_rotation_azimuth(target) if azimuth is None else azimuth)
-    sin_t = xr.DataArray(np.sin(theta), dims=("rlat", "rlon"))
-    cos_t = xr.DataArray(np.cos(theta), dims=("rlat", "rlon"))
-    u_grid = (u * sin_t + v * cos_t).astype(np.float32)
-    v_grid = (-u * cos_t + v * sin_t).astype(np.float32)
+    m = wind_to_grid_matrix(target) if matrix is None else np.asarray(matrix)
+    if m.shape[:2] != (2, 2) or m.shape[2:] != tuple(u.shape[-2:]):
+        raise InputError(f"rotate_wind_to_grid: matrix of shape {m.shape} does not fit winds of shape {u.shape}")
+    dims = ("rlat", "rlon")
+    coef = lambda a, b: xr.DataArray(m[a, b], dims=dims)  # noqa: E731
+    u_grid = (u * coef(0, 0) + v * coef(0, 1)).astype(np.float32)
+    v_grid = (u * coef(1, 0) + v * coef(1, 1)).astype(np.float32)
     return u_grid.assign_attrs(u.attrs), v_grid.assign_attrs(v.attrs)
 
 

@@ -72,7 +72,7 @@ COVERAGE_MARGIN_CELLS = 1.5
 #: Relative tolerance on the regularity of a lat-lon source axis (float32 coordinates of fine
 #: DEMs are irregular at the 1e-4 level).
 _LATLON_RTOL = 1e-2
-#: One degree of arc on COSMO's sphere (m): the unit of the scaled projected grid (see _ScaledGrid).
+#: One degree of arc on COSMO's sphere (m): converts projected cell sizes to degrees.
 _M_PER_DEGREE = EARTH_RADIUS_M * np.pi / 180.0
 
 
@@ -133,25 +133,6 @@ def land_cover_names(n: int) -> list[str]:
 
 
 @dataclass
-class _ScaledGrid(TargetGrid):
-    """A projected (LAEA) target in the form :class:`Regridder` expects of a rotated one.
-
-    The regridder sizes its intermediate lat-lon grid from the target step *as if it were in
-    degrees*. Giving it x/y in units of one degree of arc (111.2 km) together with a CRS whose
-    linear unit is that long (PROJ ``+to_meter``) keeps the sub-cell sampling exact and the
-    intermediate spacing at half a cell, without changing regrid.py (there, deriving the spacing
-    from metres would make this adapter unnecessary).
-    """
-
-    scaled_crs: pyproj.CRS | None = field(default=None, repr=False)
-
-    @property
-    def crs(self) -> pyproj.CRS:  # type: ignore[override]
-        assert self.scaled_crs is not None
-        return self.scaled_crs
-
-
-@dataclass
 class _Target:
     """The target grid: native 1-D axes (degrees or metres), 2-D lat/lon, grid mapping, spacing."""
 
@@ -173,12 +154,8 @@ class _Target:
         return (self.rlat.size, self.rlon.size)
 
     def regrid_grid(self) -> TargetGrid:
-        """The grid to hand to :class:`Regridder` (scaled for projected targets, see _ScaledGrid)."""
-        if self.kind == "rotated":
-            return TargetGrid(rlat=self.rlat, rlon=self.rlon, pole=self.params, lat=self.lat, lon=self.lon)
-        crs = crs_from_params(self.params, unit_m=_M_PER_DEGREE)
-        return _ScaledGrid(rlat=self.rlat / _M_PER_DEGREE, rlon=self.rlon / _M_PER_DEGREE, pole=self.params,
-                           lat=self.lat, lon=self.lon, scaled_crs=crs)
+        """The grid to hand to :class:`Regridder` (it handles rotated and projected grids alike)."""
+        return TargetGrid(rlat=self.rlat, rlon=self.rlon, pole=self.params, lat=self.lat, lon=self.lon)
 
     def required_box(self) -> tuple[float, float, float, float]:
         """``(lat0, lat1, lon0, lon1)`` a source must cover: the target's cell corners plus the margin."""

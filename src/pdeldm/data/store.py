@@ -36,15 +36,22 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from pdeldm.data.cosmo import cosmo_times, grid_spacing_m, open_cosmo, rotated_pole_params
+from pdeldm.data.cosmo import (
+    cosmo_times,
+    grid_mapping_cf_attrs,
+    grid_spacing_m,
+    open_cosmo,
+    projected_spacing_m,
+    rotated_pole_params,
+)
 from pdeldm.data.era5 import era5_times, normalise_era5, open_era5
 from pdeldm.data.regrid import (
     Regridder,
     TargetGrid,
     check_aligned,
     coarsen_to_aligned,
-    grid_rotation_azimuth,
     rotate_wind_to_grid,
+    wind_to_grid_matrix,
 )
 from pdeldm.errors import InputError
 from pdeldm.io import atomic_output, write_json
@@ -200,7 +207,7 @@ def _read_static(path: Path, variables: Sequence[str], factor: int) -> tuple[xr.
     if "dx_m" in ds.attrs and "dy_m" in ds.attrs:
         dx, dy = float(ds.attrs["dx_m"]), float(ds.attrs["dy_m"])
     else:
-        dx, dy = grid_spacing_m(grid.rlat, grid.rlon)
+        dx, dy = projected_spacing_m(grid.rlat, grid.rlon, str(path)) if grid.projected else grid_spacing_m(grid.rlat, grid.rlon)
         log.warning("%s has no dx_m/dy_m attributes; computed %.1f, %.1f m from rlat/rlon", path, dx, dy)
     return ds, grid, dx, dy
 
@@ -309,6 +316,7 @@ def _template(times: pd.DatetimeIndex, grid: TargetGrid, static: np.ndarray, cfg
     empty = lambda *shape: dsa.zeros(shape, chunks=(TIME_CHUNK, *shape[1:]), dtype=np.float32)  # noqa: E731
     rlat_c = grid.rlat.reshape(nyc, f).mean(axis=1)
     rlon_c = grid.rlon.reshape(nxc, f).mean(axis=1)
+    axis = grid.axis_attrs()
     ds = xr.Dataset(
         {
             "target": (("time", "y", "x"), empty(nt, ny, nx), {"units": "K", "long_name": "COSMO-CLM 2-m temperature"}),
@@ -322,10 +330,10 @@ def _template(times: pd.DatetimeIndex, grid: TargetGrid, static: np.ndarray, cfg
         },
         coords={
             "time": times.values,
-            "rlat": ("y", grid.rlat, {"standard_name": "grid_latitude", "units": "degrees"}),
-            "rlon": ("x", grid.rlon, {"standard_name": "grid_longitude", "units": "degrees"}),
-            "rlat_c": ("yc", rlat_c, {"units": "degrees"}),
-            "rlon_c": ("xc", rlon_c, {"units": "degrees"}),
+            "rlat": ("y", grid.rlat, axis["rlat"]),
+            "rlon": ("x", grid.rlon, axis["rlon"]),
+            "rlat_c": ("yc", rlat_c, {"units": axis["rlat"]["units"]}),
+            "rlon_c": ("xc", rlon_c, {"units": axis["rlon"]["units"]}),
             "lat": (("y", "x"), grid.lat, {"standard_name": "latitude", "units": "degrees_north"}),
             "lon": (("y", "x"), grid.lon, {"standard_name": "longitude", "units": "degrees_east"}),
             "cvar": list(cfg["predictors"]),
@@ -333,7 +341,7 @@ def _template(times: pd.DatetimeIndex, grid: TargetGrid, static: np.ndarray, cfg
             "wvar": list(WIND_VARS),
         },
         attrs={"dx_m": dx, "dy_m": dy, "factor": f, "regrid_method": cfg["regrid_method"],
-               "grid_mapping_name": "rotated_latitude_longitude", **grid.pole},
+               **grid_mapping_cf_attrs(grid.pole)},
     )
     return ds
 
@@ -411,7 +419,7 @@ def build_store(
     regrid_wind = regrid_pred if cfg["regrid_method"] == "bilinear" else Regridder(era5_lat, era5_lon, grid, "bilinear", memory_mb=budget)
     regrid_pred.check_coverage(probe)
     regrid_wind.check_coverage(probe)
-    azimuth = grid_rotation_azimuth(grid) if cfg["wind_frame"] == "grid" else None
+    wind_matrix = wind_to_grid_matrix(grid) if cfg["wind_frame"] == "grid" else None
 
     # Process whole zarr chunks, as many per step as the memory budget allows (small grids: up to a
     # month per step, so per-call overheads do not dominate; paper-scale grids: one day). The
@@ -446,7 +454,7 @@ def build_store(
                     else regrid_wind(era[list(WIND_VARS)])
                 u, v = wfine[WIND_VARS[0]], wfine[WIND_VARS[1]]
                 if cfg["wind_frame"] == "grid":
-                    u, v = rotate_wind_to_grid(u, v, grid, azimuth)
+                    u, v = rotate_wind_to_grid(u, v, grid, wind_matrix)
                 wind_arr = np.stack([u.values, v.values], axis=1).astype(np.float32)
 
                 z_target[i0:i1] = target
@@ -490,7 +498,9 @@ def build_store(
                 "time_step": str(dt),
                 "regrid_method": cfg["regrid_method"],
                 "wind_frame": cfg["wind_frame"],
-                "rotated_pole": grid.pole,
+                # CF attributes of the grid mapping (rotated pole or LAEA with crs_wkt); stores built
+                # before projected grids had the rotated-pole parameters under "rotated_pole".
+                "grid_mapping": grid_mapping_cf_attrs(grid.pole),
             }
             write_json(meta_path, meta)
     finally:
