@@ -1,4 +1,4 @@
-"""Lightning callbacks: per-epoch log lines + metrics CSV, and EMA weight updates.
+"""Lightning callbacks: per-epoch log lines + metrics CSV, EMA weight updates, exact resume.
 
 The metric rows are part of the callback's state, hence of every Lightning checkpoint: after a
 resume from ``last.ckpt`` the CSV holds exactly the epochs that checkpoint had seen (rows of an
@@ -11,13 +11,16 @@ import csv
 import logging
 import math
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.utilities import rank_zero_warn
 
 from pdeldm.io import atomic_output
 
@@ -54,30 +57,42 @@ class EpochMetricsLogger(Callback):
         self.rows: list[dict[str, Any]] = []
         self._t0 = 0.0
         self._samples = 0
+        self._loss_sum, self._loss_n = 0.0, 0  # train_loss x batch size, batch sizes: this epoch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows}
+        # The running sums go into step checkpoints too: a run resumed mid-epoch reports the
+        # mean over the whole epoch, as the uninterrupted run does.
+        return {"rows": self.rows, "loss_sum": self._loss_sum, "loss_n": self._loss_n}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict.get("rows", []))
+        self._loss_sum = float(state_dict.get("loss_sum", 0.0))
+        self._loss_n = int(state_dict.get("loss_n", 0))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._first_epoch = True
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(self, "_first_epoch", False):
-            # The loop state is restored by now: on resume keep only the epochs already completed.
-            self._first_epoch = False
-            self.rows = [r for r in self.rows if int(r["epoch"]) < trainer.current_epoch]
-            if trainer.current_epoch or trainer.global_step:
-                self.logger.info("resumed at epoch %d (global step %d)", trainer.current_epoch, trainer.global_step)
+        # The loop state is restored by now: on resume keep only the epochs already completed.
+        # (A run resumed mid-epoch gets no on_train_epoch_start for that epoch, so this is here.)
+        self.rows = [r for r in self.rows if int(r["epoch"]) < trainer.current_epoch]
+        if trainer.current_epoch or trainer.global_step:
+            self.logger.info("resumed at epoch %d (global step %d)", trainer.current_epoch, trainer.global_step)
         self._t0 = time.perf_counter()
         self._samples = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+        self._samples = 0
+        self._loss_sum, self._loss_n = 0.0, 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         if isinstance(batch, dict) and "target" in batch:
             self._samples += int(batch["target"].shape[0])
+        record = getattr(pl_module, "last_train_loss", None)
+        if record is not None:
+            loss, n = record
+            self._loss_sum += loss * n
+            self._loss_n += n
+            pl_module.last_train_loss = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._t0
@@ -87,7 +102,8 @@ class EpochMetricsLogger(Callback):
             lr = float(trainer.optimizers[0].param_groups[0]["lr"])
         row = {
             "epoch": trainer.current_epoch,
-            "train_loss": _scalar(metrics, "train_loss", "train_loss_epoch"),
+            "train_loss": (self._loss_sum / self._loss_n if self._loss_n
+                           else _scalar(metrics, "train_loss", "train_loss_epoch")),
             "val_loss": _scalar(metrics, "val_loss"),
             "lr": lr,
             "seconds": round(seconds, 3),
@@ -149,3 +165,85 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)
+
+
+class ExactResume(Callback):
+    """What Lightning's checkpoints lack for a bit-exact resume: RNG states and the data position.
+
+    Lightning restores weights, optimisers, LR schedulers, loop counters and callback states, but
+    not the random number generators (diffusion noise and timesteps, dropout) and, for a plain
+    DataLoader, not where in the epoch's batch order a run stopped. This callback
+
+    * stores the CPU (and CUDA) torch RNG state of every process, and numpy's and Python's of
+      rank 0, in each checkpoint (``checkpoint["pdeldm_rng"]``);
+    * on resume restores them at ``on_train_start`` (nothing draws random numbers between there
+      and the first step: the loaders have their own generators), and tells the training sampler
+      (:meth:`pdeldm.data.datasets.EpochSampler.skip_next`) to leave out the batches of the
+      interrupted epoch that were already trained on.
+
+    With the same number of processes, a run killed at step k and resumed from its ``last.ckpt``
+    then continues exactly as the uninterrupted run would have (see tests/test_training_infra.py).
+    """
+
+    KEY = "pdeldm_rng"
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    @staticmethod
+    def _gather(trainer: L.Trainer, pl_module: L.LightningModule, state: torch.Tensor) -> list[torch.Tensor]:
+        if trainer.world_size <= 1:
+            return [state]
+        gathered = trainer.strategy.all_gather(state.to(pl_module.device))
+        return [g.cpu() for g in gathered]
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # Runs on every process (the file is written by rank 0 only), so the states can be gathered.
+        state: dict[str, Any] = {"world_size": trainer.world_size,
+                                 "torch": self._gather(trainer, pl_module, torch.get_rng_state()),
+                                 "numpy": _numpy_state(), "python": random.getstate()}
+        if torch.cuda.is_available() and pl_module.device.type == "cuda":
+            state["cuda"] = self._gather(trainer, pl_module, torch.cuda.get_rng_state(pl_module.device))
+        checkpoint[self.KEY] = state
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        current = progress.get("current", {})
+        consumed = 0 if progress.get("is_last_batch", True) else int(current.get("processed", 0))
+        self._pending = {"rng": checkpoint.get(self.KEY), "batches": consumed}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        datamodule = getattr(trainer, "datamodule", None)
+        sampler = datamodule.train_sampler() if datamodule is not None and hasattr(datamodule, "train_sampler") else None
+        if pending["batches"] and sampler is not None:
+            sampler.skip_next(pending["batches"] * int(trainer.train_dataloader.batch_size or 1))
+        rng = pending["rng"]
+        if rng is None:
+            return
+        if int(rng.get("world_size", 1)) != trainer.world_size:
+            rank_zero_warn(f"checkpoint written by {rng.get('world_size')} processes, resuming with "
+                           f"{trainer.world_size}: random streams are re-seeded, not restored")
+            return
+        rank = trainer.global_rank
+        torch.set_rng_state(rng["torch"][rank])
+        if "cuda" in rng and pl_module.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"][rank], pl_module.device)
+        if rank == 0:
+            _set_numpy_state(rng["numpy"])
+            random.setstate(rng["python"])
+
+
+
+def _numpy_state() -> dict[str, Any]:
+    """numpy's global RNG state as tensors and numbers (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    np.random.set_state((state["name"], state["keys"].numpy().astype(np.uint32), state["pos"],
+                         state["has_gauss"], state["cached_gaussian"]))

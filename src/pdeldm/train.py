@@ -6,7 +6,11 @@
   epochs, batch limits, ...); defaults in :data:`DEFAULT_TRAINING`;
 * the Lightning working checkpoints live in ``workdir`` (``last.ckpt`` + the best one); if
   ``last.ckpt`` exists the run resumes from it (epoch count, optimiser, EMA, LR schedule,
-  early-stopping state and the metric rows all come back);
+  early-stopping state, the metric rows, the RNG states and the position in the epoch's batch
+  order all come back: :class:`pdeldm.callbacks.ExactResume`), so a killed run that is rerun
+  ends with the weights of an uninterrupted one;
+* distributed runs (``strategy: ddp``, ``devices: N``) shard the epoch order in the data module
+  (:class:`pdeldm.data.datasets.EpochSampler`), so crops and order stay seeded per epoch;
 * at the end the best checkpoint by ``val_loss`` (EMA weights for the diffusion models) is
   exported as ``out_ckpt`` (:func:`pdeldm.models.registry.save_model`) and the per-epoch rows as
   ``out_metrics`` — both atomically, only after training finished.
@@ -95,7 +99,8 @@ def _datamodule(store: Path, meta: Path, opts: dict[str, Any], seed: int) -> Any
                                  num_workers=int(opts["num_workers"]), crop=opts["crop"], seed=seed,
                                  in_memory=bool(opts["in_memory"]), time_stride=int(opts["time_stride"]),
                                  val_time_stride=opts["val_time_stride"], val_crop=bool(opts["val_crop"]),
-                                 persistent_workers=int(opts["num_workers"]) > 0)
+                                 persistent_workers=int(opts["num_workers"]) > 0,
+                                 pin_memory=torch.cuda.is_available() and opts["accelerator"] != "cpu")
 
 
 def _latent_scale_batches(store: Path, meta: Path, opts: dict[str, Any]) -> Any:
@@ -152,7 +157,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from pdeldm.callbacks import EMACallback, EpochMetricsLogger, LastCheckpoint, write_metrics_csv
+    from pdeldm.callbacks import EMACallback, EpochMetricsLogger, ExactResume, LastCheckpoint, write_metrics_csv
     from pdeldm.models.registry import build_model, save_model
 
     # Frozen dependencies are kept in eval mode on purpose.
@@ -196,7 +201,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
                               save_top_k=1, save_last=False, save_on_train_epoch_end=False,
                               enable_version_counter=False)
     metrics_cb = EpochMetricsLogger(workdir / "metrics.csv", logger)
-    callbacks: list[Any] = [metrics_cb, EMACallback(), best_cb,
+    callbacks: list[Any] = [metrics_cb, EMACallback(), ExactResume(), best_cb,
                             LastCheckpoint(last, int(opts["checkpoint_every_n_steps"]))]
     if opts["early_stopping_patience"] is not None and int(opts["early_stopping_patience"]) > 0:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=int(opts["early_stopping_patience"]),
@@ -212,6 +217,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
         callbacks=callbacks, logger=False, default_root_dir=workdir,
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
         num_sanity_val_steps=0, deterministic=_deterministic(opts), benchmark=False,
+        use_distributed_sampler=False,  # the data module shards its own epoch-seeded sampler
         log_every_n_steps=1,
     )
     if _deterministic(opts):

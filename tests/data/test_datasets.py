@@ -129,3 +129,27 @@ def test_datamodule_batches_and_determinism(built_store, meta):
     test_batch = next(iter(dm.test_dataloader()))
     assert test_batch["target"].shape[-2:] == tuple(meta["shape"])  # whole domain
     assert test_batch["index"].tolist() == list(range(meta["splits"]["test"][0], meta["splits"]["test"][0] + 8))
+
+
+def test_sampler_shards_for_distributed_training():
+    """Each rank takes every world_size-th item of the same epoch order; together they cover it."""
+    full = [k for k, _ in EpochSampler(10, seed=3)]
+    shards = []
+    for rank in range(3):
+        s = EpochSampler(10, seed=3, num_replicas=3, rank=rank)
+        s.set_epoch(0)
+        shards.append([k for k, _ in s])
+        assert len(shards[-1]) == len(s) == 4  # ceil(10 / 3): padded by wrapping around
+    assert sorted(set(sum(shards, []))) == list(range(10))
+    assert [shards[r][i] for i in range(3) for r in range(3)] == full[:9]
+    with pytest.raises(ValueError, match="rank 3 outside"):
+        EpochSampler(10, num_replicas=3, rank=3)
+
+
+def test_sampler_skip_applies_to_the_next_iteration_only():
+    s = EpochSampler(10, seed=3)
+    s.set_epoch(2)
+    full = list(s)
+    s.skip_next(4)
+    assert list(s) == full[4:]
+    assert list(s) == full

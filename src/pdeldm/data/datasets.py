@@ -50,20 +50,37 @@ def normalise_target(x: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> torc
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
-    """Yields ``(index, epoch)``; shuffled with a generator seeded by ``(seed, epoch)``."""
+    """Yields ``(index, epoch)``; shuffled with a generator seeded by ``(seed, epoch)``.
 
-    def __init__(self, n: int, shuffle: bool = True, seed: int = 0) -> None:
+    Distributed training: each of ``num_replicas`` processes takes every ``num_replicas``-th item
+    of the same epoch order (padded by wrapping around, so all ranks see the same number of
+    batches), so Lightning's own distributed sampler is not needed (``use_distributed_sampler=False``)
+    and the per-epoch order still comes from ``set_epoch``.
+
+    Exact resume: :meth:`skip_next` drops the first items of the next iteration only, the ones a
+    run interrupted mid-epoch had already trained on.
+    """
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
         self.n = int(n)
         self.shuffle = shuffle
         self.seed = int(seed)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.epoch = 0
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of each epoch."""
         self.epoch = int(epoch)
 
+    def skip_next(self, n_items: int) -> None:
+        """Leave out the first ``n_items`` items of the next iteration (then iterate in full again)."""
+        self._skip = max(int(n_items), 0)
+
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.num_replicas)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
@@ -71,7 +88,11 @@ class EpochSampler(Sampler[tuple[int, int]]):
             order = torch.randperm(self.n, generator=gen).tolist()
         else:
             order = list(range(self.n))
-        for k in order:
+        if self.num_replicas > 1 and order:
+            total = len(self) * self.num_replicas
+            order = (order * (-(-total // len(order))))[:total][self.rank::self.num_replicas]
+        skip, self._skip = self._skip, 0
+        for k in order[skip:]:
             yield (k, self.epoch)
 
 
@@ -284,26 +305,43 @@ class DownscalingDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._dataset("test", None, self.test_time_stride, fixed=True)
 
-    def _loader(self, dataset: DownscalingDataset | None, shuffle: bool) -> DataLoader:
+    def _replicas(self) -> tuple[int, int]:
+        """``(world_size, global_rank)`` of the attached trainer (1, 0 without one)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def _loader(self, dataset: DownscalingDataset | None, shuffle: bool, shard: bool = True) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() first")
+        replicas, rank = self._replicas() if shard else (1, 0)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed),
+            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed, num_replicas=replicas, rank=rank),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            # Its own generator: creating an iterator then draws worker seeds from it, not from the
+            # global RNG, so an epoch (or a resumed run) starting does not shift the training noise.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
+    def train_sampler(self) -> EpochSampler | None:
+        """The sampler of the current training loader (for :class:`pdeldm.callbacks.ExactResume`)."""
+        loader = getattr(getattr(self, "trainer", None), "train_dataloader", None)
+        sampler = getattr(loader, "sampler", None)
+        return sampler if isinstance(sampler, EpochSampler) else None
+
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(self.test_set, shuffle=False, shard=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(self.test_set, shuffle=False, shard=False)

@@ -108,6 +108,17 @@ class BaseModel(L.LightningModule):
         raise NotImplementedError
 
     # --- training helpers ------------------------------------------------------------------
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Lightning's ``log``; also keeps the latest ``train_loss`` and its batch size.
+
+        :class:`pdeldm.callbacks.EpochMetricsLogger` averages these itself, because Lightning's
+        epoch mean does not survive a resume from a mid-epoch checkpoint.
+        """
+        if name == "train_loss":
+            loss = value.detach().float().item() if isinstance(value, torch.Tensor) else float(value)
+            self.last_train_loss = (loss, int(kwargs.get("batch_size") or 1))
+        super().log(name, value, *args, **kwargs)
+
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(live module, EMA module) pairs updated after each optimiser step (see callbacks)."""
         return []
