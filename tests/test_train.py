@@ -95,20 +95,26 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Train the whole chain once (module scope); tests inspect the outputs."""
-    root = tmp_path_factory.mktemp("train")
+CHAIN_DEPS = {"autoencoder": ["unet"], "ldm": ["unet", "autoencoder"], "pde_ldm": ["unet", "autoencoder", "ldm"]}
+
+
+def train_chain(root: Path, names: list[str], cfg: dict | None = None) -> dict:
+    """Train ``names`` in order on a fresh tiny store under ``root`` (each gets its dependencies)."""
     store, meta = make_store(root)
-    cfg = tiny_cfg()
+    cfg = cfg or tiny_cfg()
     ckpts: dict[str, Path] = {}
-    deps = {"autoencoder": ["unet"], "ldm": ["unet", "autoencoder"], "pde_ldm": ["unet", "autoencoder", "ldm"]}
-    for name in ["interpolation", "unet", "gan", "autoencoder", "ldm", "pde_ldm"]:
+    for name in names:
         out = root / "results" / name
-        train(name, cfg, store, meta, {d: ckpts[d] for d in deps.get(name, [])}, out / "model.ckpt",
+        train(name, cfg, store, meta, {d: ckpts[d] for d in CHAIN_DEPS.get(name, [])}, out / "model.ckpt",
               out / "training_metrics.csv", root / "work" / name, root / "logs" / f"{name}.log")
         ckpts[name] = out / "model.ckpt"
     return {"root": root, "store": store, "meta": meta, "cfg": cfg, "ckpts": ckpts}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Train the whole chain once (module scope); tests inspect the outputs."""
+    return train_chain(tmp_path_factory.mktemp("train"), ["interpolation", "unet", "gan", "autoencoder", "ldm", "pde_ldm"])
 
 
 @pytest.mark.parametrize("name", ["interpolation", "unet", "gan", "autoencoder", "ldm", "pde_ldm"])

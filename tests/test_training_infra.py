@@ -24,7 +24,7 @@ import yaml
 from pdeldm.models.base import DataSpec
 from pdeldm.models.registry import MODEL_CLASSES, build_model, load_model, read_checkpoint
 from pdeldm.train import train
-from test_train import make_store, tiny_cfg
+from test_train import CHAIN_DEPS, tiny_cfg, train_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 NONDETERMINISTIC_COLUMNS = ("seconds", "samples_per_s")  # wall-clock, not results
@@ -32,24 +32,14 @@ NONDETERMINISTIC_COLUMNS = ("seconds", "samples_per_s")  # wall-clock, not resul
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("infra")
-    store, meta = make_store(root)
-    cfg = tiny_cfg()
-    ckpts: dict[str, Path] = {}
-    for name, deps in (("unet", []), ("autoencoder", ["unet"]), ("ldm", ["unet", "autoencoder"])):
-        out = root / "results" / name
-        train(name, cfg, store, meta, {d: ckpts[d] for d in deps}, out / "model.ckpt", out / "metrics.csv",
-              root / "work" / name, None)
-        ckpts[name] = out / "model.ckpt"
-    return {"root": root, "store": store, "meta": meta, "ckpts": ckpts}
+    return train_chain(tmp_path_factory.mktemp("infra"), ["unet", "autoencoder", "ldm"])
 
 
 def _job(chain: dict, name: str, run_dir: Path, **training: object) -> dict:
     """Arguments of one train() call, as JSON for a subprocess."""
-    deps = {"ldm": ["unet", "autoencoder"], "pde_ldm": ["unet", "autoencoder", "ldm"]}[name]
     cfg = tiny_cfg(**training)
     return {"model": name, "cfg": cfg, "store": str(chain["store"]), "meta": str(chain["meta"]),
-            "deps": {d: str(chain["ckpts"][d]) for d in deps}, "out_ckpt": str(run_dir / "model.ckpt"),
+            "deps": {d: str(chain["ckpts"][d]) for d in CHAIN_DEPS[name]}, "out_ckpt": str(run_dir / "model.ckpt"),
             "out_metrics": str(run_dir / "metrics.csv"), "workdir": str(run_dir / "work"),
             "log": str(run_dir / "train.log")}
 

@@ -223,3 +223,25 @@ def test_pde_term_uses_kelvin_and_physical_spacing(monkeypatch: pytest.MonkeyPat
     assert seen["dx"] == 12_000.0 and seen["dy"] == 12_500.0
     assert seen["rdx"] == 8 * 12_000.0 and seen["rdy"] == 8 * 12_500.0
     torch.testing.assert_close(seen["reference"], b["coarse"][:, :1] * 7.0 + 284.0)
+
+
+def test_pde_ldm_data_term_is_the_decoded_fields_error() -> None:
+    """data_weight > 0 adds mean((T_hat - T)^2 / std^2) on the decoded predicted clean field."""
+    torch.manual_seed(0)
+    cfg = {"pde": {"form": "flux_ratio", "t_max": 100, "lambda": 0.5, "data_weight": 2.0}}
+    model = PDELDMModel(hp("pde_ldm", cfg, {"ldm": ldm_hp()}))
+    model.estimate_latent_scale([batch(4)])
+    b = batch()
+    terms = model.diffusion_terms(b, model.denoiser)
+    pde, data = model.pixel_terms(b, terms)
+    field = model.predicted_field_kelvin(terms["z_t"], terms["t"], terms["v_hat"], terms["mean"])
+    expected = torch.mean(((field - model.spec.denormalise(b["target"])) / model.spec.target_std) ** 2)
+    torch.testing.assert_close(data, expected)
+    data.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.autoencoder.decoder.parameters())
+    # The total is L_diff + lambda L_PDE + data_weight L_data (same draw of t and noise).
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    loss, diff, pde, data = model._all_losses(b, model.denoiser, gen())
+    torch.testing.assert_close(loss, diff + 0.5 * pde + 2.0 * data)
+    off = PDELDMModel(hp("pde_ldm", {"pde": {"form": "flux_ratio", "t_max": 100}}, {"ldm": ldm_hp()}))
+    assert off.data_weight == 0.0

@@ -15,6 +15,11 @@ and then either
   explicit ERA5 10-m wind of the batch, divided by ``pde.scale`` (K/s).
 
 At high noise ``x0_hat`` is a blur, so the term can be restricted to ``t < pde.t_max``.
+
+``pde.data_weight`` (default 0, the study's loss) adds ``data_weight * mean((T_hat - T)^2)`` (in
+target-normalised units) on the same decoded field: without it the trainable decoder receives
+gradients from L_PDE alone and can drift from the data to satisfy the physics term, which costs
+RMSE (the study's trade-off); with it the fine-tuning has to satisfy both.
 Only ``trainable_parts`` (dotted prefixes of parameter names, e.g. ``denoiser.middle_block``,
 ``autoencoder.decoder``) are updated; everything else keeps ``requires_grad=False``.
 """
@@ -46,6 +51,7 @@ class PDELDMModel(LDMModel):
             raise ConfigError(f"models.pde_ldm.pde.form must be 'flux_ratio' or 'advection_diffusion', "
                               f"got {self.pde_form!r}")
         self.lambda_pde = float(pde.get("lambda", 0.01))
+        self.data_weight = float(pde.get("data_weight", 0.0))
         self.t_max = int(pde.get("t_max", self.schedule.timesteps // 2))
         self.cell = int(pde.get("cell", 2 * self.spec.factor))
         self.eps = float(pde.get("eps", 1e-6))
@@ -82,16 +88,30 @@ class PDELDMModel(LDMModel):
 
     def pde_loss(self, batch: Batch, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """Physics term on the samples with ``t < t_max`` (0 if there are none)."""
+        return self.pixel_terms(batch, terms)[0]
+
+    def pixel_terms(self, batch: Batch, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L_PDE, L_data)`` on the decoded predicted clean field of the samples with ``t < t_max``.
+
+        ``L_data`` is the mean-square error of that field against the target (normalised units),
+        computed only when ``pde.data_weight`` > 0 (else 0): it anchors the trainable decoder to
+        the data, which the latent diffusion loss does not (its only other gradient is L_PDE).
+        """
         keep = terms["t"] < self.t_max
+        zero = terms["loss"].new_zeros(())
         if not bool(keep.any()):
-            return terms["loss"].new_zeros(())
+            return zero, zero
         # float32 throughout: in bf16 a temperature near 290 K is only resolved to ~1 K, and
         # finite differences of neighbouring values would be noise.
         with torch.autocast(device_type=self.device.type, enabled=False):
             field = self.predicted_field_kelvin(terms["z_t"][keep], terms["t"][keep], terms["v_hat"][keep],
                                                 terms["mean"][keep])
-            return self.physics_term(field, {k: v[keep] for k, v in batch.items()
-                                             if isinstance(v, torch.Tensor) and v.dim() == 4})
+            sub = {k: v[keep] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() == 4}
+            pde = self.physics_term(field, sub)
+            if self.data_weight <= 0:
+                return pde, zero
+            data = torch.mean(((field - self.spec.denormalise(sub["target"].float())) / self.spec.target_std) ** 2)
+            return pde, data
 
     def physics_term(self, field_k: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The configured PDE loss of a field in K (dimensionless after scaling)."""
@@ -110,25 +130,34 @@ class PDELDMModel(LDMModel):
 
     def _losses(self, batch: Batch, denoiser: torch.nn.Module,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        loss, diff, pde, _ = self._all_losses(batch, denoiser, generator)
+        return loss, diff, pde
+
+    def _all_losses(self, batch: Batch, denoiser: torch.nn.Module, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(L, L_diff, L_PDE, L_data)`` with ``L = L_diff + lambda L_PDE + data_weight L_data``."""
         terms = self.diffusion_terms(batch, denoiser, generator)
-        pde = self.pde_loss(batch, terms)
-        return terms["loss"] + self.lambda_pde * pde, terms["loss"], pde
+        pde, data = self.pixel_terms(batch, terms)
+        return terms["loss"] + self.lambda_pde * pde + self.data_weight * data, terms["loss"], pde, data
+
+    def _log_losses(self, stage: str, batch: Batch, losses: tuple[torch.Tensor, ...]) -> None:
+        loss, diff, pde, data = losses
+        bs = batch["target"].shape[0]
+        on_step, sync = False, stage == "val"
+        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
+        self.log(f"{stage}_diff", diff, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
+        self.log(f"{stage}_pde", pde, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
+        if self.data_weight > 0:
+            self.log(f"{stage}_data", data, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss, diff, pde = self._losses(batch, self.denoiser)
-        bs = batch["target"].shape[0]
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=bs)
-        self.log("train_diff", diff, on_step=False, on_epoch=True, batch_size=bs)
-        self.log("train_pde", pde, on_step=False, on_epoch=True, batch_size=bs)
-        return loss
+        losses = self._all_losses(batch, self.denoiser)
+        self._log_losses("train", batch, losses)
+        return losses[0]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         gen = torch.Generator().manual_seed(7_919 * (batch_idx + 1))
-        loss, diff, pde = self._losses(batch, self.denoiser_ema.shadow, gen)
-        bs = batch["target"].shape[0]
-        self.log("val_loss", loss, on_epoch=True, batch_size=bs, sync_dist=True)
-        self.log("val_diff", diff, on_epoch=True, batch_size=bs, sync_dist=True)
-        self.log("val_pde", pde, on_epoch=True, batch_size=bs, sync_dist=True)
+        self._log_losses("val", batch, self._all_losses(batch, self.denoiser_ema.shadow, gen))
 
     def optimizer_cfg(self) -> dict[str, Any]:
         opt = {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}
