@@ -1,7 +1,7 @@
 """Paper-scale PDE-LDM fine-tuning steps on this machine: float32 vs bf16 autocast, side by side.
 
-Builds the PDE-LDM at the widths of ``config/paper.yaml`` (UNet 64->512, VQ autoencoder, latent
-denoiser base 256, mult [1, 2, 4], 2 res blocks; 14 predictors) with random weights, and times
+Builds the PDE-LDM of ``config/paper.yaml`` (UNet 64->512, VQ autoencoder, latent denoiser base
+256, mult [1, 2, 4], 2 res blocks; 14 predictors, 19 static fields) with random weights, and times
 ``--steps`` optimiser steps of ``L_diff + lambda L_PDE`` on random crops (``--crop`` fine pixels,
 the study crops 512) for each PDE form, in float32 and in bf16 autocast. Prints seconds per step,
 samples/s, the bf16/float32 time ratio and the process's peak resident memory.
@@ -16,62 +16,46 @@ This is what can be measured without a GPU; the study's setting (512 crops on a 
 from __future__ import annotations
 
 import argparse
-import copy
 import resource
 import sys
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def paper_model(form: str):  # type: ignore[no-untyped-def]
-    """The paper-scale PDE-LDM (random weights, latent scale 1) for PDE form ``form``."""
-    from pdeldm.models.base import DataSpec
+    """The PDE-LDM of the validated paper configuration (random weights, latent scale 1)."""
+    from pdeldm.config import load_config
     from pdeldm.models.pde_ldm import PDELDMModel
+    from pdeldm.models.registry import config_hparams, nominal_meta
 
-    with open(ROOT / "config" / "config.yaml") as fh:
-        base = yaml.safe_load(fh)
-    with open(ROOT / "config" / "paper.yaml") as fh:
-        paper = yaml.safe_load(fh)
-    models = copy.deepcopy(base["models"])
-    for name, block in paper["models"].items():
-        models[name] = {**models.get(name, {}), **block}
-    models["pde_ldm"]["pde"] = {**models["pde_ldm"].get("pde", {}), "form": form}
-    predictors = paper["data"]["predictors"]
-    meta = {"factor": 8, "dx_m": 2000.0, "dy_m": 2000.0, "shape": [672, 576], "coarse_shape": [84, 72],
-            "predictors": predictors, "static_vars": ["HSURF", "FR_LAND", "lat"],
-            "norm": {"target": {"mean": 285.0, "std": 8.0},
-                     "coarse": {p: {"mean": 0.0, "std": 1.0} for p in predictors},
-                     "static": {v: {"mean": 0.0, "std": 1.0} for v in ("HSURF", "FR_LAND", "lat")}}}
-    spec = DataSpec.from_meta(meta).to_dict()
-    unet = {"model": models["unet"], "spec": spec}
-    ldm = {"name": "ldm", "model": models["ldm"], "spec": spec,
-           "sub": {"unet": unet, "autoencoder": {"model": models["autoencoder"], "spec": spec}}}
-    model = PDELDMModel({"name": "pde_ldm", "model": models["pde_ldm"], "spec": spec, "sub": {"ldm": ldm}})
+    cfg = load_config(ROOT / "config" / "paper.yaml")
+    cfg["models"]["pde_ldm"]["pde"]["form"] = form
+    meta = nominal_meta(cfg, (672, 576), 2000.0)
+    model = PDELDMModel(config_hparams("pde_ldm", cfg, meta))
     with torch.no_grad():
         model.latent_scale.fill_(1.0)
-    return model, len(predictors)
+    return model, len(meta["predictors"]), len(meta["static_vars"])
 
 
-def batch(n: int, crop: int, n_coarse: int) -> dict[str, torch.Tensor]:
+def batch(n: int, crop: int, n_coarse: int, n_static: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return {"coarse": torch.randn(n, n_coarse, crop // 8, crop // 8, generator=g),
-            "static": torch.randn(n, 3, crop, crop, generator=g),
+            "static": torch.randn(n, n_static, crop, crop, generator=g),
             "target": torch.randn(n, 1, crop, crop, generator=g),
             "wind": 5.0 * torch.randn(n, 2, crop, crop, generator=g)}
 
 
 def run(form: str, bf16: bool, args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
-    model, n_coarse = paper_model(form)
+    model, n_coarse, n_static = paper_model(form)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = model.make_optimizer(params)
-    data = batch(args.batch, args.crop, n_coarse)
+    data = batch(args.batch, args.crop, n_coarse, n_static)
     times = []
     for step in range(args.steps + 1):  # the first step warms up and is not timed
         t0 = time.perf_counter()

@@ -88,3 +88,12 @@ def test_twin_parameter_defaults_mirror_the_module():
 
     properties = load_schema()["properties"]["twin"]["properties"]["params"]["properties"]
     assert {k: v["default"] for k, v in properties.items()} == DEFAULT_PARAMS
+
+
+def test_static_vars_must_exist_in_the_static_file():
+    paper = load_config(ROOT / "config/paper.yaml")
+    assert paper["data"]["static_vars"][:3] == ["HSURF", "FR_LAND", "lat"] and len(paper["data"]["static_vars"]) == 19
+    config = _default()
+    config["data"]["static_vars"] = ["HSURF", "LC_01"]  # the twin's static file has no land cover
+    with pytest.raises(ConfigError, match=r"'data\.static_vars': \['LC_01'\] not in the static file"):
+        validate_config(config)

@@ -7,7 +7,6 @@ synthetic store of test_train.py; the runs under test reuse them.
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
@@ -19,10 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from pdeldm.models.base import DataSpec
-from pdeldm.models.registry import MODEL_CLASSES, build_model, load_model, read_checkpoint
+from pdeldm.config import load_config
+from pdeldm.models.registry import MODEL_CLASSES, build_model, config_hparams, load_model, nominal_meta, read_checkpoint
 from pdeldm.train import train
 from test_train import CHAIN_DEPS, tiny_cfg, train_chain
 
@@ -215,23 +213,11 @@ PAPER_PARAMS = {  # order of magnitude expected of the paper-scale networks (tot
 
 
 def _paper_hparams() -> dict[str, dict]:
-    """hparams of each paper-scale model, as build_model would assemble them from checkpoints."""
-    with open(ROOT / "config" / "paper.yaml") as fh:
-        paper = yaml.safe_load(fh)
-    models, predictors = paper["models"], paper["data"]["predictors"]
-    assert len(predictors) == 14
-    meta = {"factor": 8, "dx_m": 2000.0, "dy_m": 2000.0, "shape": [672, 576], "coarse_shape": [84, 72],
-            "predictors": predictors, "static_vars": ["HSURF", "FR_LAND", "lat"],
-            "norm": {"target": {"mean": 285.0, "std": 8.0},
-                     "coarse": {p: {"mean": 0.0, "std": 1.0} for p in predictors},
-                     "static": {v: {"mean": 0.0, "std": 1.0} for v in ("HSURF", "FR_LAND", "lat")}}}
-    spec = DataSpec.from_meta(meta).to_dict()
-    hp = {n: {"name": n, "model": models[n], "spec": spec, "sub": {}} for n in ("unet", "gan", "autoencoder")}
-    hp["autoencoder"]["sub"]["unet"] = {"model": models["unet"], "spec": spec}
-    hp["ldm"] = {"name": "ldm", "model": models["ldm"], "spec": spec,
-                 "sub": {"unet": hp["autoencoder"]["sub"]["unet"], "autoencoder": {"model": models["autoencoder"], "spec": spec}}}
-    hp["pde_ldm"] = {"name": "pde_ldm", "model": models["pde_ldm"], "spec": spec, "sub": {"ldm": copy.deepcopy(hp["ldm"])}}
-    return hp
+    """hparams of each model of the validated paper configuration (672 x 576 cells of 2 km)."""
+    cfg = load_config(ROOT / "config" / "paper.yaml")
+    assert len(cfg["data"]["predictors"]) == 14 and len(cfg["data"]["static_vars"]) == 19
+    meta = nominal_meta(cfg, (672, 576), 2000.0)
+    return {name: config_hparams(name, cfg, meta) for name in ("unet", "gan", "autoencoder", "ldm", "pde_ldm")}
 
 
 def test_paper_scale_models_build_on_the_meta_device() -> None:

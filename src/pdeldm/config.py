@@ -146,6 +146,26 @@ def check_consistency(config: dict[str, Any]) -> None:
                 f"({previous_end.date()}); blocks must be contiguous periods in the order train, val, test"
             )
         previous_end = end
+    _check_static_vars(config)
+
+
+#: Fields every region static file has (twin subset and static_inputs output alike).
+_BASE_STATIC_VARS = ("HSURF", "FR_LAND", "lat", "lon")
+
+
+def _check_static_vars(config: dict[str, Any]) -> None:
+    """``data.static_vars`` must name fields the static file will have."""
+    available = list(_BASE_STATIC_VARS)
+    land_cover = (config.get("static_inputs") or {}).get("land_cover")
+    if config["data"].get("source") == "era5" and land_cover:
+        from pdeldm.data.static_inputs import land_cover_names
+
+        classes = land_cover["classes"]
+        available += land_cover_names(classes if isinstance(classes, int) else len(classes))
+    unknown = [v for v in config["data"]["static_vars"] if v not in available]
+    if unknown:
+        raise ConfigError(f"config key 'data.static_vars': {unknown} not in the static file of this configuration "
+                          f"(available: {', '.join(available)})")
 
 
 def months_in_period(start: str, end: str) -> list[tuple[int, int]]:

@@ -88,6 +88,7 @@ def store(era5_files: Sequence[str], cosmo_files: Sequence[str], static: str, cf
     store_cfg = {
         "factor": data["factor"],
         "predictors": data["predictors"],
+        "static_vars": data["static_vars"],
         "regrid_method": data["regrid_method"],
         "split": data["split"],
     }

@@ -115,6 +115,45 @@ def build_model(name: str, cfg: dict[str, Any], meta: dict[str, Any],
     return cls(hp)
 
 
+def nominal_meta(cfg: dict[str, Any], shape: tuple[int, int], dx_m: float) -> dict[str, Any]:
+    """A store-metadata stand-in (unit normalisation) for building models of ``cfg`` without data.
+
+    Predictors and static fields come from ``cfg["data"]``; for parameter counts, benchmarks and
+    meta-device builds, where only the shapes matter.
+    """
+    data = cfg["data"]
+    factor = int(data["factor"])
+    unit = {"mean": 0.0, "std": 1.0}
+    return {"factor": factor, "dx_m": float(dx_m), "dy_m": float(dx_m), "shape": list(shape),
+            "coarse_shape": [shape[0] // factor, shape[1] // factor],
+            "predictors": list(data["predictors"]), "static_vars": list(data["static_vars"]),
+            "norm": {"target": {"mean": 285.0, "std": 8.0}, "coarse": {p: dict(unit) for p in data["predictors"]},
+                     "static": {v: dict(unit) for v in data["static_vars"]}}}
+
+
+def config_hparams(name: str, cfg: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` of an untrained ``name`` and its dependencies, straight from the config.
+
+    The same structure :func:`build_model` assembles from the dependencies' checkpoints, so
+    ``model_class(name)(config_hparams(...))`` builds the network at the configured size without
+    any checkpoint (e.g. on the meta device).
+    """
+    model_class(name)
+    spec = DataSpec.from_meta(meta).to_dict()
+
+    def block(n: str) -> dict[str, Any]:
+        return {"model": dict((cfg.get("models") or {}).get(n) or {}), "spec": spec}
+
+    hp: dict[str, Any] = {"name": name, **block(name), "sub": {}}
+    if name == "autoencoder":
+        hp["sub"]["unet"] = block("unet")
+    elif name == "ldm":
+        hp["sub"] = {"unet": block("unet"), "autoencoder": block("autoencoder")}
+    elif name == "pde_ldm":
+        hp["sub"]["ldm"] = config_hparams("ldm", cfg, meta)
+    return hp
+
+
 def save_model(model: BaseModel, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
     """Write the final checkpoint (EMA weights copied into the live networks), atomically."""
     for live, ema in model.ema_pairs():
