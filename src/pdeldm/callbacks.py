@@ -216,10 +216,10 @@ class ExactResume(Callback):
         if self._pending is None:
             return
         pending, self._pending = self._pending, None
-        datamodule = getattr(trainer, "datamodule", None)
-        sampler = datamodule.train_sampler() if datamodule is not None and hasattr(datamodule, "train_sampler") else None
-        if pending["batches"] and sampler is not None:
-            sampler.skip_next(pending["batches"] * int(trainer.train_dataloader.batch_size or 1))
+        loader = trainer.train_dataloader
+        sampler = getattr(loader, "sampler", None)
+        if pending["batches"] and hasattr(sampler, "skip_next"):  # an EpochSampler
+            sampler.skip_next(pending["batches"] * int(loader.batch_size or 1))
         rng = pending["rng"]
         if rng is None:
             return

@@ -331,12 +331,6 @@ class DownscalingDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
-    def train_sampler(self) -> EpochSampler | None:
-        """The sampler of the current training loader (for :class:`pdeldm.callbacks.ExactResume`)."""
-        loader = getattr(getattr(self, "trainer", None), "train_dataloader", None)
-        sampler = getattr(loader, "sampler", None)
-        return sampler if isinstance(sampler, EpochSampler) else None
-
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
