@@ -60,7 +60,7 @@ def run(form: str, bf16: bool, args: argparse.Namespace) -> dict[str, float]:
     for step in range(args.steps + 1):  # the first step warms up and is not timed
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, diff, pde = model._losses(data, model.denoiser)
+            loss, diff, pde, _ = model._losses(data, model.denoiser)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -187,7 +187,7 @@ def test_bf16_autocast_pde_fine_tuning_on_cpu(chain: dict, form: str) -> None:
     dtypes: list[torch.dtype] = []
     hook = model.denoiser.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, diff, pde = model._losses(batch, model.denoiser)
+        loss, diff, pde, _ = model._losses(batch, model.denoiser)
     hook.remove()
     assert dtypes == [torch.bfloat16]  # the denoiser really ran in bf16
     assert torch.isfinite(loss) and torch.isfinite(pde) and float(pde.detach()) > 0

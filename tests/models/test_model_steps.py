@@ -241,7 +241,7 @@ def test_pde_ldm_data_term_is_the_decoded_fields_error() -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.autoencoder.decoder.parameters())
     # The total is L_diff + lambda L_PDE + data_weight L_data (same draw of t and noise).
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    loss, diff, pde, data = model._all_losses(b, model.denoiser, gen())
+    loss, diff, pde, data = model._losses(b, model.denoiser, gen())
     torch.testing.assert_close(loss, diff + 0.5 * pde + 2.0 * data)
     off = PDELDMModel(hp("pde_ldm", {"pde": {"form": "flux_ratio", "t_max": 100}}, {"ldm": ldm_hp()}))
     assert off.data_weight == 0.0

@@ -20,6 +20,7 @@ At high noise ``x0_hat`` is a blur, so the term can be restricted to ``t < pde.t
 target-normalised units) on the same decoded field: without it the trainable decoder receives
 gradients from L_PDE alone and can drift from the data to satisfy the physics term, which costs
 RMSE (the study's trade-off); with it the fine-tuning has to satisfy both.
+
 Only ``trainable_parts`` (dotted prefixes of parameter names, e.g. ``denoiser.middle_block``,
 ``autoencoder.decoder``) are updated; everything else keeps ``requires_grad=False``.
 """
@@ -128,36 +129,27 @@ class PDELDMModel(LDMModel):
         return advection_diffusion_loss(field_k, wind[:, 0:1], wind[:, 1:2], dx, dy, self.kappa,
                                         tendency=None, scale=self.pde_scale)
 
-    def _losses(self, batch: Batch, denoiser: torch.nn.Module,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        loss, diff, pde, _ = self._all_losses(batch, denoiser, generator)
-        return loss, diff, pde
-
-    def _all_losses(self, batch: Batch, denoiser: torch.nn.Module, generator: torch.Generator | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _losses(self, batch: Batch, denoiser: torch.nn.Module, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(L, L_diff, L_PDE, L_data)`` with ``L = L_diff + lambda L_PDE + data_weight L_data``."""
         terms = self.diffusion_terms(batch, denoiser, generator)
         pde, data = self.pixel_terms(batch, terms)
         return terms["loss"] + self.lambda_pde * pde + self.data_weight * data, terms["loss"], pde, data
 
     def _log_losses(self, stage: str, batch: Batch, losses: tuple[torch.Tensor, ...]) -> None:
-        loss, diff, pde, data = losses
-        bs = batch["target"].shape[0]
-        on_step, sync = False, stage == "val"
-        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
-        self.log(f"{stage}_diff", diff, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
-        self.log(f"{stage}_pde", pde, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
-        if self.data_weight > 0:
-            self.log(f"{stage}_data", data, on_step=on_step, on_epoch=True, batch_size=bs, sync_dist=sync)
+        names = ("loss", "diff", "pde", "data") if self.data_weight > 0 else ("loss", "diff", "pde")
+        for name, value in zip(names, losses):
+            self.log(f"{stage}_{name}", value, on_step=False, on_epoch=True, batch_size=batch["target"].shape[0],
+                     sync_dist=stage == "val")
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        losses = self._all_losses(batch, self.denoiser)
+        losses = self._losses(batch, self.denoiser)
         self._log_losses("train", batch, losses)
         return losses[0]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         gen = torch.Generator().manual_seed(7_919 * (batch_idx + 1))
-        self._log_losses("val", batch, self._all_losses(batch, self.denoiser_ema.shadow, gen))
+        self._log_losses("val", batch, self._losses(batch, self.denoiser_ema.shadow, gen))
 
     def optimizer_cfg(self) -> dict[str, Any]:
         opt = {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}
