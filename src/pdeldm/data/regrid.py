@@ -292,13 +292,9 @@ class Regridder:
         mid = float(other[other.size // 2])
         n = along.size
         basis = np.eye(n, dtype=np.float64)
-        if axis == "latitude":
-            values = np.broadcast_to(basis[:, :, None], (n, n, other.size))
-            dims = ("k", "latitude", "longitude")
-        else:
-            values = np.broadcast_to(basis[:, None, :], (n, other.size, n))
-            dims = ("k", "latitude", "longitude")
-        da = xr.DataArray(np.ascontiguousarray(values), dims=dims,
+        values = basis[:, :, None] if axis == "latitude" else basis[:, None, :]
+        shape = (n, n, other.size) if axis == "latitude" else (n, other.size, n)
+        da = xr.DataArray(np.ascontiguousarray(np.broadcast_to(values, shape)), dims=("k", "latitude", "longitude"),
                           coords={"latitude": src_lat, "longitude": src_lon})
         target_axis = self._ilat if axis == "latitude" else self._ilon
         target = xr.Dataset(coords={axis: target_axis, other_name: mid + step * np.array([-1.0, 0.0, 1.0])})
