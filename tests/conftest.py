@@ -108,3 +108,11 @@ def wrong_field_family(ci_twin_store: SimpleNamespace) -> SimpleNamespace:
         out.fields["noisy_0.5K"].append(truth + 0.5 * rng.standard_normal(truth.shape))
         out.fields["flux_ratio_optimised"].append(_flux_ratio_optimised(truth, nearest, dx, dy, factor))
     return out
+
+
+@pytest.fixture(scope="session")
+def ci_twin_fit(ci_twin_store: SimpleNamespace) -> dict:
+    """The identified equation of the CI twin store (the physics section of the CI config)."""
+    from pdeldm.physics.identification import identify_coefficients
+
+    return identify_coefficients(ci_twin_store.store, ci_twin_store.meta, dict(ci_twin_store.cfg["physics"], seed=0))

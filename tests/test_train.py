@@ -43,6 +43,7 @@ def make_store(root: Path, n_train: int = 48, n_val: int = 16, n_test: int = 12,
                 "rlat": ("y", -5 + 0.11 * np.arange(NY), {"standard_name": "grid_latitude", "units": "degrees"}),
                 "rlon": ("x", -3 + 0.11 * np.arange(NX), {"standard_name": "grid_longitude", "units": "degrees"}),
                 "rlat_c": ("yc", np.arange(NY // FACTOR) * 0.88), "rlon_c": ("xc", np.arange(NX // FACTOR) * 0.88),
+                "lon": (("y", "x"), np.broadcast_to(10 + 0.15 * np.arange(NX), (NY, NX)).copy()),
                 "cvar": ["t2m", "u10", "v10"], "svar": ["HSURF", "FR_LAND", "lat"], "wvar": ["u10", "v10"]},
         attrs={"dx_m": 12_200.0, "dy_m": 12_230.0, "factor": FACTOR,
                "grid_north_pole_latitude": 39.25, "grid_north_pole_longitude": -162.0},
@@ -86,7 +87,7 @@ def tiny_cfg(**training: object) -> dict:
     opts = {"max_epochs": 1, "batch_size": 8, "limit_train_batches": 2, "limit_val_batches": 1,
             "accelerator": "cpu", "devices": 1, "latent_scale_batches": 2}
     opts.update(training)
-    return {"seed": 1, "models": json.loads(json.dumps(TINY_MODELS)), "training": opts,
+    return {"seed": 1, "data": {"time_features": True}, "models": json.loads(json.dumps(TINY_MODELS)), "training": opts,
             "evaluation": {"time_stride": 3, "members": 2, "batch_size": 4}}
 
 

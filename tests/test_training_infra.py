@@ -167,14 +167,20 @@ def _batch(chain: dict, n: int = 4) -> dict[str, torch.Tensor]:
 
     from pdeldm.data.datasets import DownscalingDataset
 
-    ds = DownscalingDataset(chain["store"], chain["meta"], "train", crop=None)
+    ds = DownscalingDataset(chain["store"], chain["meta"], "train", crop=None, time_features=True, physics_fields=True)
     return default_collate([ds[i] for i in range(n)])
 
 
-@pytest.mark.parametrize("form", ["flux_ratio", "advection_diffusion"])
+#: Coefficients of an identified equation (the values of the default twin's fit, rounded).
+COEFFICIENTS = {"kappa": 2000.0, "tau_s": 10_800.0, "highpass_cells": 2.0, "margin_cells": 3, "residual_std": 1e-4,
+                "source": {"HSURF": -6e-7, "FR_LAND_cos_solar": -1e-4}}
+
+
+@pytest.mark.parametrize("form", ["flux_ratio", "advection_diffusion", "advection_diffusion_matched"])
 def test_bf16_autocast_pde_fine_tuning_on_cpu(chain: dict, form: str) -> None:
     cfg = tiny_cfg()
-    cfg["models"]["pde_ldm"]["pde"] = {"form": form, "lambda": 1.0, "cell": 16, "t_max": 100}
+    cfg["models"]["pde_ldm"]["pde"] = {"form": form, "lambda": 1.0, "cell": 16, "t_max": 100,
+                                       "coefficients": COEFFICIENTS}
     meta = json.loads(Path(chain["meta"]).read_text())
     model = build_model("pde_ldm", cfg, meta, {"ldm": chain["ckpts"]["ldm"]})
     model.train()

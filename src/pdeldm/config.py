@@ -147,6 +147,13 @@ def check_consistency(config: dict[str, Any]) -> None:
             )
         previous_end = end
     _check_static_vars(config)
+    finetune = config["finetune"]
+    if finetune["control"] not in finetune["runs"]:
+        raise ConfigError(f"config key 'finetune.control': run '{finetune['control']}' is not in finetune.runs "
+                          f"(runs: {', '.join(finetune['runs'])})")
+    clashes = sorted(set(finetune["runs"]) & {"interpolation", "unet", "gan", "autoencoder", "ldm", "pde_ldm", "truth"})
+    if clashes:
+        raise ConfigError(f"config key 'finetune.runs': {clashes} would clash with a base model's name; rename the run")
 
 
 #: Fields every region static file has (twin subset and static_inputs output alike).

@@ -71,7 +71,7 @@ def _check_spec(model: Any, meta: dict[str, Any], logger: Any) -> None:
     """The checkpoint must have been trained on data normalised like this store's."""
     from pdeldm.models.base import DataSpec
 
-    spec = DataSpec.from_meta(meta)
+    spec = DataSpec.from_meta(meta, time_features=model.spec.time_features)
     if (spec.factor, spec.n_coarse, spec.n_static) != (model.spec.factor, model.spec.n_coarse, model.spec.n_static):
         raise InputError(f"checkpoint expects factor/predictors/static {model.spec.factor}/{model.spec.predictors}/"
                          f"{model.spec.static_vars}, the store has {spec.factor}/{spec.predictors}/{spec.static_vars}")
@@ -125,8 +125,11 @@ def _create_file(path: Path, coords: dict[str, np.ndarray], members: int, model:
 
 def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
             ckpts: dict[str, str | os.PathLike[str]], out: str | os.PathLike[str],
-            log: str | os.PathLike[str] | None = None) -> None:
-    """Downscale the test split with ``model`` (checkpoint ``ckpts[model]``) into ``out``."""
+            log: str | os.PathLike[str] | None = None, extra_attrs: dict[str, Any] | None = None) -> None:
+    """Downscale the test split with ``model`` (checkpoint ``ckpts[model]``) into ``out``.
+
+    ``extra_attrs``: more global attributes of the file (e.g. the training seed of a fine-tuning run).
+    """
     from torch.utils.data import DataLoader
 
     from pdeldm.data.datasets import DownscalingDataset
@@ -145,14 +148,15 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     _check_spec(net, meta_dict, logger)
     members = int(ev["members"]) if net.stochastic else 1
     coords = store_coords(store)
-    dataset = DownscalingDataset(store, meta, "test", crop=None, time_stride=stride)
+    dataset = DownscalingDataset(store, meta, "test", crop=None, time_stride=stride,
+                                 time_features=net.spec.time_features)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     logger.info("predict %s: %d test times (stride %d h), %d member(s), batch %d, device %s",
                 model, len(dataset), stride, members, batch_size, device)
 
     t0 = time.perf_counter()
     attrs = {"model": model, "members": members, "time_stride": stride, "seed": seed,
-             "checkpoint": str(ckpts[model]), "Conventions": "CF-1.8"}
+             "checkpoint": str(ckpts[model]), "Conventions": "CF-1.8", **(extra_attrs or {})}
     out = Path(out)
     with atomic_output(out) as tmp:
         nc = _create_file(tmp, coords, members, model, attrs)

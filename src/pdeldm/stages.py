@@ -111,24 +111,69 @@ def train(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out_
                 Path(out_ckpt), Path(out_metrics), Path(workdir), Path(log) if log else None)
 
 
+@stage("finetune")
+def finetune(run: str, seed: str, cfg: dict[str, Any], store_path: str, meta_path: str, ldm: str, out_ckpt: str,
+             out_metrics: str, workdir: str, coefficients: str | None = None, log: str | None = None) -> None:
+    """Fine-tune the LDM as run ``run`` (``finetune.runs``) with training seed ``seed``."""
+    from pdeldm.train import finetune_config
+    from pdeldm.train import train as train_model
+
+    train_model("pde_ldm", finetune_config(cfg, run, int(seed), coefficients), Path(store_path), Path(meta_path),
+                {"ldm": Path(ldm)}, Path(out_ckpt), Path(out_metrics), Path(workdir), Path(log) if log else None)
+
+
+@stage("identify_pde")
+def identify_pde(cfg: dict[str, Any], store_path: str, meta_path: str, out: str, log: str | None = None) -> None:
+    """Identify the transport equation's coefficients on the training targets."""
+    from pdeldm.io import write_json
+    from pdeldm.physics.identification import identify_coefficients
+
+    logger = stage_logger("identify_pde", log)
+    result = identify_coefficients(store_path, meta_path, dict(cfg["physics"], seed=cfg["seed"]), logger)
+    write_json(out, result)
+    logger.info("wrote %s", out)
+
+
 @stage("predict")
-def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out: str,
-            log: str | None = None, **ckpts: str) -> None:
-    """Downscale the test period with one trained model (``ckpts``: checkpoints by model name)."""
+def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out: str, ckpt: str,
+            log: str | None = None) -> None:
+    """Downscale the test period with one trained model (``model``: a name, or ``run/seedN``)."""
     from pdeldm.predict import predict as predict_model
 
-    predict_model(model, cfg, Path(store_path), Path(meta_path), {k: Path(v) for k, v in ckpts.items()},
-                  Path(out), Path(log) if log else None)
+    name, _, seed = model.partition("/seed")
+    attrs = {"finetune_seed": int(seed)} if seed else {}
+    predict_model(name, cfg, Path(store_path), Path(meta_path), {name: Path(ckpt)}, Path(out),
+                  Path(log) if log else None, extra_attrs=attrs)
+
+
+def _twin_equation(cfg: dict[str, Any], static: str | None) -> dict[str, Any] | None:
+    """What the evaluation needs to regenerate the twin's exact equation (None on real data)."""
+    if cfg["data"]["source"] != "twin" or static is None:
+        return None
+    return {"static": static, "params": cfg["twin"]["params"], "seed": cfg["seed"],
+            "start": cfg["data"]["period"]["start"]}
 
 
 @stage("evaluate")
-def evaluate(prediction: str, store_path: str, meta_path: str, cfg: dict[str, Any], out_csv: str,
-             log: str | None = None, **_side_outputs: str) -> None:
+def evaluate(prediction: str, store_path: str, meta_path: str, coefficients: str, cfg: dict[str, Any],
+             out_csv: str, static: str | None = None, log: str | None = None, **_side_outputs: str) -> None:
     """Score one model's test predictions against the truth (side CSVs named by ``side_paths``)."""
     from pdeldm.evaluation.evaluate import evaluate_model
 
     evaluate_model(Path(prediction), Path(store_path), Path(meta_path), Path(out_csv), cfg["evaluation"],
-                   log=Path(log) if log else None)
+                   log=Path(log) if log else None, coefficients=Path(coefficients),
+                   twin=_twin_equation(cfg, static))
+
+
+@stage("evaluate_truth")
+def evaluate_truth(prediction: str, store_path: str, meta_path: str, coefficients: str, cfg: dict[str, Any],
+                   out_csv: str, static: str | None = None, log: str | None = None, **_side_outputs: str) -> None:
+    """Score the truth itself at the test times of ``prediction``: the reference row of the tables."""
+    from pdeldm.evaluation.evaluate import evaluate_model
+
+    evaluate_model(Path(prediction), Path(store_path), Path(meta_path), Path(out_csv), cfg["evaluation"],
+                   log=Path(log) if log else None, coefficients=Path(coefficients),
+                   twin=_twin_equation(cfg, static), score_truth=True)
 
 
 @stage("summary_table")
@@ -138,6 +183,19 @@ def summary_table(metric_csvs: Sequence[str], out_csv: str, out_md: str, out_tex
     from pdeldm.evaluation.tables import summarise
 
     summarise(metric_csvs, out_csv, out_md, out_tex, log=log)
+
+
+@stage("paired_differences")
+def paired_differences(metric_csvs: Sequence[str], cfg: dict[str, Any], out_csv: str, out_md: str,
+                       log: str | None = None) -> None:
+    """Each fine-tuning run minus the control, and the control minus the LDM, with intervals."""
+    from pdeldm.evaluation.paired import write_paired_differences
+
+    control = cfg["finetune"]["control"]
+    pairs = [(run, control) for run in cfg["finetune"]["runs"] if run != control] + [(control, "ldm")]
+    evaluation = cfg["evaluation"]
+    write_paired_differences(metric_csvs, pairs, evaluation["paired_metrics"], evaluation["bootstrap_block_days"],
+                             evaluation["bootstrap_samples"], cfg["seed"], out_csv, out_md, log=log)
 
 
 @stage("figure_boxplots")

@@ -47,6 +47,7 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "num_workers": 0,
     "crop": None,
     "val_crop": True,
+    "val_samples": 64,
     "time_stride": 5,
     "val_time_stride": 5,
     "in_memory": True,
@@ -92,18 +93,20 @@ def _deterministic(opts: dict[str, Any]) -> bool | str:
     return value
 
 
-def _datamodule(store: Path, meta: Path, opts: dict[str, Any], seed: int) -> Any:
+def _datamodule(store: Path, meta: Path, opts: dict[str, Any], seed: int, module: Any) -> Any:
     from pdeldm.data.datasets import DownscalingDataModule
 
     return DownscalingDataModule(store, meta, batch_size=int(opts["batch_size"]),
                                  num_workers=int(opts["num_workers"]), crop=opts["crop"], seed=seed,
                                  in_memory=bool(opts["in_memory"]), time_stride=int(opts["time_stride"]),
                                  val_time_stride=opts["val_time_stride"], val_crop=bool(opts["val_crop"]),
+                                 val_samples=opts["val_samples"], time_features=module.spec.time_features,
+                                 physics_fields=bool(getattr(module, "needs_physics_fields", False)),
                                  persistent_workers=int(opts["num_workers"]) > 0,
                                  pin_memory=torch.cuda.is_available() and opts["accelerator"] != "cpu")
 
 
-def _latent_scale_batches(store: Path, meta: Path, opts: dict[str, Any]) -> Any:
+def _latent_scale_batches(store: Path, meta: Path, opts: dict[str, Any], time_features: bool) -> Any:
     """Deterministic batches (evenly spaced training times, full domain) for the latent scale.
 
     Independent of the shuffled training loader, so every process (and every rerun) gets the
@@ -113,7 +116,7 @@ def _latent_scale_batches(store: Path, meta: Path, opts: dict[str, Any]) -> Any:
 
     from pdeldm.data.datasets import DownscalingDataset
 
-    ds = DownscalingDataset(store, meta, "train", crop=None, in_memory=False)
+    ds = DownscalingDataset(store, meta, "train", crop=None, in_memory=False, time_features=time_features)
     n = min(len(ds), int(opts["latent_scale_batches"]) * int(opts["batch_size"]))
     idx = torch.linspace(0, len(ds) - 1, max(n, 1)).round().long().unique().tolist()
     return DataLoader(Subset(ds, idx), batch_size=int(opts["batch_size"]), shuffle=False, num_workers=0)
@@ -149,11 +152,38 @@ def _discard_stale_workdir(workdir: Path, fingerprint: str, logger: Any) -> None
     write_json(stamp, {"fingerprint": fingerprint})
 
 
+def finetune_config(cfg: dict[str, Any], run: str, seed: int,
+                    coefficients: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The config of fine-tuning run ``run`` with training seed ``seed``.
+
+    ``finetune.runs[run]`` (form, lambda, data term) overrides ``models.pde_ldm.pde``; the
+    identified equation's coefficients (``results/physics/pde_coefficients.json``) go into
+    ``models.pde_ldm.pde.coefficients`` so that the checkpoint carries them.
+    """
+    import copy
+
+    from pdeldm.errors import ConfigError
+
+    runs = cfg["finetune"]["runs"]
+    if run not in runs:
+        raise ConfigError(f"finetune.runs has no run '{run}' (have: {', '.join(runs)})")
+    out = copy.deepcopy(cfg)
+    out["seed"] = int(seed)
+    pde = out["models"]["pde_ldm"].setdefault("pde", {})
+    pde.update(runs[run])
+    if coefficients is not None:
+        pde["coefficients"] = read_json(coefficients)["coefficients"]
+    return out
+
+
 def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
           deps: dict[str, str | os.PathLike[str]], out_ckpt: str | os.PathLike[str],
           out_metrics: str | os.PathLike[str], workdir: str | os.PathLike[str],
           log: str | os.PathLike[str] | None = None) -> None:
-    """Train ``model`` and write ``out_ckpt`` (final weights) and ``out_metrics`` (epoch CSV)."""
+    """Train ``model`` and write ``out_ckpt`` (final weights) and ``out_metrics`` (epoch CSV).
+
+    ``cfg["seed"]`` seeds the weights, the data order and the training noise.
+    """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -193,7 +223,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     # Only a fresh LDM estimates its latent scale; resumed runs and the PDE fine-tuning keep theirs.
     if resume is None and hasattr(module, "estimate_latent_scale") and float(module.latent_scale) <= 0:
-        scale = module.estimate_latent_scale(_latent_scale_batches(store, meta, opts),
+        scale = module.estimate_latent_scale(_latent_scale_batches(store, meta, opts, module.spec.time_features),
                                              int(opts["latent_scale_batches"]))
         logger.info("latent scale factor (1/std of training latents): %.6g", scale)
 
@@ -230,7 +260,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
                 "limit_train_batches=%s batch_size=%s crop=%s%s", opts["accelerator"], opts["devices"],
                 opts["strategy"], precision, opts["max_epochs"], opts["limit_train_batches"],
                 opts["batch_size"], opts["crop"], f", resuming from {resume}" if resume else "")
-    trainer.fit(module, datamodule=_datamodule(store, meta, opts, seed),
+    trainer.fit(module, datamodule=_datamodule(store, meta, opts, seed, module),
                 ckpt_path=str(resume) if resume else None)
 
     if not trainer.is_global_zero:

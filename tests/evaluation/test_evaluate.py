@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from pdeldm.errors import InputError
-from pdeldm.evaluation.evaluate import evaluate_model, flux_cell_size, side_paths
+from pdeldm.evaluation.evaluate import DETERMINISTIC_COLUMNS, evaluate_model, side_paths
 
 NY = NX = 32
 FACTOR = 8
@@ -85,15 +85,17 @@ def test_perfect_prediction_scores_perfectly(store, tmp_path: Path) -> None:
     out = tmp_path / "metrics" / "unet.csv"
     evaluate_model(pred, store_path, meta_path, out, {})
     table = pd.read_csv(out)
-    assert list(table.columns) == ["time", "model", "rmse", "mae", "bias", "r2", "pcc", "ssim", "flux_ratio",
-                                   "flux_ratio_truth", "spectral_slope_diff"]
+    assert list(table.columns) == ["time", "model", *DETERMINISTIC_COLUMNS]
     assert len(table) == 6 and set(table["model"]) == {"unet"}
     assert pd.Timestamp(table["time"].iloc[0]) == times[4]
     np.testing.assert_allclose(table["rmse"], 0.0, atol=1e-5)
-    np.testing.assert_allclose(table[["mae", "bias", "flux_ratio_truth", "spectral_slope_diff"]], 0.0, atol=1e-5)
+    distances = ["mae", "bias", "spectral_slope_diff", "spectral_lsd", "grad_w1", "study_spectral_slope_diff"]
+    np.testing.assert_allclose(table[distances], 0.0, atol=1e-4)
     np.testing.assert_allclose(table[["r2", "pcc", "ssim"]], 1.0, atol=1e-5)
-    # The input is not the truth, so the flux ratio against ERA5 is a real number.
-    assert np.all(np.isfinite(table["flux_ratio"]))
+    # The study's flux ratio is against the coarse input, not the truth: a real number.
+    assert np.all(np.isfinite(table["study_flux_ratio"])) and (table["study_flux_ratio"] > 0).all()
+    # 6-hourly store: no neighbouring hours, so no equation residuals (and no equations given).
+    assert table[["pde_residual", "pde_residual_identified"]].isna().all().all()
 
     sides = side_paths(out)
     assert pd.read_csv(sides["rank_hist"]).empty  # deterministic: header only
@@ -119,7 +121,7 @@ def test_noisy_prediction_rmse_matches_noise(store, tmp_path: Path) -> None:
     assert abs(table["bias"].mean()) < 0.05
     assert (table["r2"] < 1).all() and (table["ssim"] < 1).all()
     # White noise flattens the spectrum: its slope departs from the truth's.
-    assert (table["spectral_slope_diff"] > 0.1).all()
+    assert (table["spectral_slope_diff"] > 0.1).all() and (table["grad_w1"] > 0).all()
 
 
 def test_ensemble_scores_and_rank_histogram(store, tmp_path: Path) -> None:
@@ -153,14 +155,47 @@ def test_bad_inputs_are_rejected(store, tmp_path: Path) -> None:
     shifted = write_prediction(tmp_path / "t.nc", "unet", truth[None], times + pd.Timedelta("1h"))
     with pytest.raises(InputError, match="not in"):
         evaluate_model(shifted, store_path, meta_path, tmp_path / "t.csv", {})
-    with pytest.raises(InputError, match="flux_reference"):
-        evaluate_model(celsius, store_path, meta_path, tmp_path / "r.csv", {"flux_reference": "era"})
+    with pytest.raises(InputError, match="extreme_threshold_mode"):
+        evaluate_model(celsius, store_path, meta_path, tmp_path / "r.csv", {"extreme_threshold_mode": "cell"})
     assert not (tmp_path / "c.csv").exists()
 
 
-def test_flux_cell_default_depends_on_grid() -> None:
-    assert flux_cell_size((96, 128), None) == 16
-    assert flux_cell_size((64, 64), None) == 8
-    assert flux_cell_size((64, 64), 4) == 4
-    with pytest.raises(InputError):
-        flux_cell_size((32, 32), 64)
+def test_equation_residuals_on_the_twin_with_the_truth_as_reference(ci_twin_store, tmp_path: Path) -> None:
+    """On hourly twin data both residuals are scored; the truth's own row has rmse 0, a twin
+    residual at its discretisation floor, and the identified residual of its unexplained forcing."""
+    import scipy.ndimage as ndi
+
+    from pdeldm.io import read_json, write_json
+    from pdeldm.physics.identification import identify_coefficients
+
+    meta = read_json(ci_twin_store.meta)
+    ds = xr.open_zarr(ci_twin_store.store)
+    i0, i1 = meta["splits"]["test"]
+    index = np.arange(i0 + 1, i1 - 1, 37)
+    times = pd.DatetimeIndex(ds["time"].values[index])
+    truth = ds["target"].values[index]
+    coarse = ds["coarse"].values[index, 0]
+    bilinear = np.stack([ndi.zoom(c, 8, order=1, mode="nearest", grid_mode=True) for c in coarse])
+    rlat, rlon = ds["rlat"].values, ds["rlon"].values
+    da = xr.DataArray(bilinear[None].astype(np.float32), dims=("member", "time", "rlat", "rlon"),
+                      coords={"time": times, "rlat": rlat, "rlon": rlon}, attrs={"units": "K"})
+    pred = tmp_path / "interpolation.nc"
+    xr.Dataset({"T_2M": da}, attrs={"model": "interpolation"}).to_netcdf(pred)
+    coefficients = tmp_path / "pde_coefficients.json"
+    write_json(coefficients, identify_coefficients(ci_twin_store.store, ci_twin_store.meta,
+                                                   dict(ci_twin_store.cfg["physics"], seed=0, bootstrap_samples=0)))
+    twin = {"static": ci_twin_store.static, "params": ci_twin_store.cfg["twin"]["params"],
+            "seed": ci_twin_store.cfg["seed"], "start": ci_twin_store.start}
+    tables = {}
+    for name, kwargs in (("interpolation", {}), ("truth", {"score_truth": True})):
+        out = tmp_path / f"{name}.csv"
+        evaluate_model(pred, ci_twin_store.store, ci_twin_store.meta, out, {}, coefficients=coefficients, twin=twin,
+                       **kwargs)
+        tables[name] = pd.read_csv(out)
+    truth_row, interp = tables["truth"], tables["interpolation"]
+    assert set(truth_row["model"]) == {"truth"} and len(truth_row) == len(times)
+    np.testing.assert_allclose(truth_row["rmse"], 0.0, atol=1e-4)
+    assert truth_row["pde_residual"].between(0.01, 0.3).all()  # the hourly time step's error, K/h
+    assert (interp["pde_residual"] > 2 * truth_row["pde_residual"]).all()
+    assert truth_row["pde_residual_identified"].between(0.2, 0.6).all()  # the unexplained forcing, K/h
+    assert np.allclose(truth, ds["target"].values[index])

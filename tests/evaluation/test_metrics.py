@@ -10,7 +10,6 @@ from scipy import ndimage, stats
 from skimage.metrics import structural_similarity
 
 from pdeldm.evaluation import metrics
-from pdeldm.physics.pde_losses import flux_ratio_loss
 
 
 def _pair(shape: tuple[int, ...] = (48, 40), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -75,16 +74,6 @@ def test_accepts_xarray_and_torch() -> None:
     assert metrics.rmse(t_pred, torch.from_numpy(truth)) == pytest.approx(expected, rel=1e-12)
 
 
-def test_flux_ratio_metric_wraps_the_torch_loss() -> None:
-    pred, truth = _pair((32, 32), seed=5)
-    as_tensor = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
-    expected = float(flux_ratio_loss(as_tensor(pred), as_tensor(truth), 8, 2e3, 2e3))
-    assert metrics.flux_ratio_metric(pred, truth, 8, 2e3, 2e3) == pytest.approx(expected, rel=1e-12)
-    coarse = truth.reshape(8, 4, 8, 4).mean(axis=(1, 3))  # factor 4, cells of 8 -> 2 px
-    value = metrics.flux_ratio_metric(pred, coarse, cell=8, dx=2e3, dy=2e3, sampling="faces")
-    assert np.isfinite(value) and value > 0
-
-
 def test_nan_names_the_argument() -> None:
     pred, truth = _pair()
     bad = truth.copy()
@@ -96,8 +85,6 @@ def test_nan_names_the_argument() -> None:
             fn(bad, truth)
     with pytest.raises(ValueError, match="truth contains NaN"):
         metrics.ssim(pred, bad, data_range=1.0)
-    with pytest.raises(ValueError, match="reference contains NaN"):
-        metrics.flux_ratio_metric(pred, bad, 8, 2e3, 2e3)
 
 
 def test_shape_mismatch_shows_both_shapes() -> None:
@@ -107,8 +94,6 @@ def test_shape_mismatch_shows_both_shapes() -> None:
             fn(pred, truth.T)
     with pytest.raises(ValueError, match=r"\(20, 30\) vs \(30, 20\)"):
         metrics.ssim(pred, truth.T, data_range=1.0)
-    with pytest.raises(ValueError, match=r"\(1, 1, 7, 30\).*\(1, 1, 20, 30\)"):
-        metrics.flux_ratio_metric(pred, truth[:7], 8, 2e3, 2e3)
 
 
 def test_small_fields_and_bad_parameters() -> None:
@@ -117,7 +102,3 @@ def test_small_fields_and_bad_parameters() -> None:
         metrics.ssim(pred, truth, data_range=1.0)
     with pytest.raises(ValueError, match="data_range must be > 0"):
         metrics.ssim(pred, truth, data_range=0.0)
-    with pytest.raises(ValueError, match="smaller than one cell of 16x16"):
-        metrics.flux_ratio_metric(pred, truth, 16, 2e3, 2e3)
-    with pytest.raises(ValueError, match="needs the grid spacing dx and dy"):
-        metrics.flux_ratio_metric(pred, truth, 8)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from pdeldm.evaluation import physics_scores as ps
-from pdeldm.physics.identification import identify_coefficients
 from pdeldm.physics.identified_pde import PDECoefficients
 
 
@@ -30,11 +29,11 @@ def twin_equation(ci_twin_store: SimpleNamespace) -> ps.TwinEquation:
 
 
 @pytest.fixture(scope="module")
-def identified_equation(ci_twin_store: SimpleNamespace, wrong_field_family: SimpleNamespace) -> ps.IdentifiedEquation:
+def identified_equation(ci_twin_store: SimpleNamespace, ci_twin_fit: dict,
+                        wrong_field_family: SimpleNamespace) -> ps.IdentifiedEquation:
     import xarray as xr
 
-    cfg = dict(ci_twin_store.cfg["physics"], seed=0)
-    fit = identify_coefficients(ci_twin_store.store, ci_twin_store.meta, cfg)
+    fit = ci_twin_fit
     ds = xr.open_zarr(ci_twin_store.store)
     static = dict(zip([str(s) for s in ds["svar"].values], ds["static"].values))
     return ps.IdentifiedEquation(PDECoefficients.from_dict(fit["coefficients"]), static["HSURF"], static["FR_LAND"],

@@ -32,14 +32,25 @@ LDM_CFG = {"denoiser": {"base_channels": 8, "channel_mult": [1, 2], "num_res_blo
            "diffusion": {"timesteps": 100}, "sampler": {"steps": 4}}
 
 
+COEFFICIENTS = {"kappa": 2000.0, "tau_s": 10_800.0, "highpass_cells": 2.0, "margin_cells": 3,
+                "residual_std": 1e-4, "source": {"HSURF": -6e-7, "FR_LAND_cos_solar": 1e-4}}
+
+
 def batch(b: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
+    target = torch.randn(b, 1, H, W, generator=g)
     return {
         "coarse": torch.randn(b, 3, H // FACTOR, W // FACTOR, generator=g),
         "static": torch.randn(b, 3, H, W, generator=g),
-        "target": torch.randn(b, 1, H, W, generator=g),
+        "target": target,
         "wind": 3 * torch.randn(b, 2, H, W, generator=g),
         "index": torch.arange(b),
+        # fields of the equation-residual losses (the data module's physics_fields)
+        "target_prev": target + 0.1 * torch.randn(b, 1, H, W, generator=g),
+        "target_next": target + 0.1 * torch.randn(b, 1, H, W, generator=g),
+        "surface": torch.stack([500 * torch.rand(b, H, W, generator=g), torch.rand(b, H, W, generator=g),
+                                torch.full((b, H, W), 12.0)], dim=1),
+        "phases": torch.rand(b, 2, generator=g),
     }
 
 
@@ -154,7 +165,7 @@ def test_ldm_step_and_sampling() -> None:
     assert not torch.allclose(out[0], out[1])  # independent noise: members differ
 
 
-@pytest.mark.parametrize("form", ["flux_ratio", "advection_diffusion"])
+@pytest.mark.parametrize("form", ["flux_ratio", "advection_diffusion", "advection_diffusion_matched"])
 def test_pde_ldm_step_trains_only_trainable_parts(form: str) -> None:
     torch.manual_seed(0)
     ldm = LDMModel(ldm_hp())
@@ -163,7 +174,7 @@ def test_pde_ldm_step_trains_only_trainable_parts(form: str) -> None:
     with torch.no_grad():
         for p in ldm.denoiser.parameters():
             p.add_(1e-2 * torch.randn_like(p))
-    pde_cfg = {"pde": {"form": form, "lambda": 1.0, "t_max": 100, "cell": 16},
+    pde_cfg = {"pde": {"form": form, "lambda": 1.0, "t_max": 100, "cell": 16, "coefficients": COEFFICIENTS},
                "trainable_parts": ["denoiser.middle_block", "denoiser.output_blocks", "denoiser.out",
                                    "autoencoder.decoder"],
                "optimizer": {"lr": 1e-2, "weight_decay": 1e-2}}
@@ -245,3 +256,37 @@ def test_pde_ldm_data_term_is_the_decoded_fields_error() -> None:
     torch.testing.assert_close(loss, diff + 0.5 * pde + 2.0 * data)
     off = PDELDMModel(hp("pde_ldm", {"pde": {"form": "flux_ratio", "t_max": 100}}, {"ldm": ldm_hp()}))
     assert off.data_weight == 0.0
+
+
+def test_control_computes_no_physics_and_validation_loss_excludes_it() -> None:
+    """lambda = 0 is the control: the term is zero and not computed; val_loss never includes L_PDE."""
+    torch.manual_seed(0)
+    control = PDELDMModel(hp("pde_ldm", {"pde": {"form": "flux_ratio", "lambda": 0.0}}, {"ldm": ldm_hp()}))
+    control.estimate_latent_scale([batch(4)])
+    assert not control.physics_active
+    loss, diff, pde, _ = control._losses(batch(), control.denoiser, torch.Generator().manual_seed(1))
+    assert float(pde) == 0.0 and torch.equal(loss, diff)
+
+    model = PDELDMModel(hp("pde_ldm", {"pde": {"form": "advection_diffusion_matched", "lambda": 3.0, "t_max": 100,
+                                               "coefficients": COEFFICIENTS}}, {"ldm": ldm_hp()}))
+    model.estimate_latent_scale([batch(4)])
+    logged: dict[str, float] = {}
+    model.log = lambda name, value, **_: logged.__setitem__(name, float(value.detach()))  # type: ignore[method-assign]
+    model.validation_step(batch(), 0)
+    assert logged["val_pde"] > 0
+    assert logged["val_loss"] == pytest.approx(logged["val_diff"])
+    assert logged["val_total"] == pytest.approx(logged["val_diff"] + 3.0 * logged["val_pde"], rel=1e-5)
+
+
+def test_equation_forms_need_coefficients_and_the_matched_form_is_zero_at_the_truth() -> None:
+    from pdeldm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="identify_pde"):
+        PDELDMModel(hp("pde_ldm", {"pde": {"form": "advection_diffusion"}}, {"ldm": ldm_hp()}))
+    model = PDELDMModel(hp("pde_ldm", {"pde": {"form": "advection_diffusion_matched",
+                                               "coefficients": COEFFICIENTS}}, {"ldm": ldm_hp()}))
+    b = batch()
+    truth = model.spec.denormalise(b["target"])
+    assert float(model.physics_term(truth, b)) == 0.0
+    assert float(model.physics_term(truth + 0.1 * torch.randn_like(truth), b)) > 0
+    assert model.pde_scale == COEFFICIENTS["residual_std"] and not model.needs_physics_fields

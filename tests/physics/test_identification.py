@@ -11,9 +11,8 @@ from pdeldm.physics.identification import identify_coefficients, sample_times
 
 
 @pytest.fixture(scope="module")
-def fit(ci_twin_store):
-    return identify_coefficients(ci_twin_store.store, ci_twin_store.meta,
-                                 dict(ci_twin_store.cfg["physics"], time_stride_hours=5, seed=0))
+def fit(ci_twin_fit):
+    return ci_twin_fit
 
 
 def test_fit_recovers_relaxation_time_lapse_rate_and_land_sea_diurnal_range(fit, ci_twin_store):

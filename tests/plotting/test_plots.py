@@ -13,8 +13,8 @@ import xarray as xr
 from pdeldm.plotting import plot_calibration, plot_maps, plot_metric_boxplots, plot_spectra
 from pdeldm.plotting.maps import select_times
 
-MODELS = ["interpolation", "unet", "gan", "ldm", "pde_ldm"]
-ENSEMBLES = {"ldm": 4, "pde_ldm": 4}
+MODELS = ["interpolation", "unet", "gan", "ldm", "ldm_control", "pde_ldm_adv"]
+ENSEMBLES = {"ldm": 4, "ldm_control": 4, "pde_ldm_adv": 4}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,8 +41,8 @@ def csvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
             "rmse": scale * (1 + 0.1 * rng.standard_normal(20)), "mae": 0.8 * scale * np.ones(20),
             "bias": 0.1 * rng.standard_normal(20), "r2": 1 - 0.1 * scale * rng.random(20),
             "pcc": 1 - 0.05 * scale * rng.random(20), "ssim": 1 - 0.2 * scale * rng.random(20),
-            "flux_ratio": 0.1 * scale * rng.random(20), "flux_ratio_truth": 0.05 * scale * rng.random(20),
-            "spectral_slope_diff": scale * rng.random(20),
+            "pde_residual": 0.2 + scale * rng.random(20), "grad_w1": 0.01 * scale * rng.random(20),
+            "study_flux_ratio": 200 * scale * rng.random(20), "spectral_slope_diff": scale * rng.random(20),
         })
         hist = pd.DataFrame(columns=["model", "rank", "count", "frequency"])
         if model in ENSEMBLES:

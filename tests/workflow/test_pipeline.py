@@ -20,7 +20,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-MODELS = ["interpolation", "unet", "gan", "ldm", "pde_ldm"]
+BASE_MODELS = ["interpolation", "unet", "gan", "ldm"]
+RUNS = ["ldm_control", "pde_ldm_flux", "pde_ldm_adv"]
 
 pytestmark = pytest.mark.slow
 
@@ -52,11 +53,24 @@ def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Pa
         assert (results / "tables" / name).stat().st_size > 0
     for figure in ["metric_boxplots.png", "maps.png", "spectra.png", "calibration.png"]:
         assert (results / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for model in MODELS:
+    ci = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    models = BASE_MODELS + [f"{run}/seed{seed}" for run in RUNS for seed in ci["finetune"]["seeds"]]
+    for model in ["truth", *models]:
         metrics = pd.read_csv(results / "metrics" / f"{model}.csv")
         assert len(metrics) > 0
-        numeric = metrics[["rmse", "mae", "bias", "r2", "pcc", "ssim", "flux_ratio", "spectral_slope_diff"]]
+        numeric = metrics[["rmse", "mae", "bias", "r2", "pcc", "ssim", "pde_residual", "pde_residual_identified",
+                           "spectral_slope_diff", "spectral_lsd", "grad_w1", "study_flux_ratio"]]
         assert np.isfinite(numeric.to_numpy()).all(), model
+    # The fine-tuning runs carry their seed; the summary pools the seeds, the paired table compares
+    # every run with the control and the control with the LDM.
+    summary = pd.read_csv(results / "tables" / "summary.csv").set_index("model")
+    assert summary.loc["pde_ldm_adv", "n_seeds"] == len(ci["finetune"]["seeds"])
+    assert summary.loc["truth", "rmse_mean"] == 0.0
+    paired = pd.read_csv(results / "tables" / "paired_differences.csv")
+    assert set(zip(paired["model"], paired["reference"])) == {("pde_ldm_flux", "ldm_control"),
+                                                              ("pde_ldm_adv", "ldm_control"), ("ldm_control", "ldm")}
+    fit = yaml.safe_load((results / "physics" / "pde_coefficients.json").read_text())
+    assert 2.0 < fit["derived"]["tau_hours"] < 4.0
     diagnostics = yaml.safe_load((results / "twin" / "italy_ci_diagnostics.json").read_text())
     predictability = diagnostics["predictability"]
     assert 0.0 < predictability["predictable_share_fine"] < 1.0
@@ -99,7 +113,7 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
                       "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "all": 1}, counts
     messages = _job_messages(output)
     assert "Training gan" in messages and "Scoring gan on the test period" in messages, messages
-    for other in ["interpolation", "unet", "autoencoder", "ldm", "pde_ldm"]:
+    for other in ["interpolation", "unet", "autoencoder", "ldm", *RUNS]:
         assert not any(message.endswith(f" {other}") or f" {other} " in message for message in messages), messages
 
 

@@ -14,8 +14,8 @@ RESULTS = config["paths"]["results"]
 RESOURCES = config["paths"]["resources"]
 LOGS = config["paths"]["logs"]
 REGION = config["data"]["region"]
-MODELS = ["interpolation", "unet", "gan", "ldm", "pde_ldm"]
-TRAINED = ["interpolation", "unet", "gan", "autoencoder", "ldm", "pde_ldm"]
+BASE_MODELS = ["interpolation", "unet", "gan", "ldm"]
+TRAINED = ["interpolation", "unet", "gan", "autoencoder", "ldm"]
 # Which checkpoints each model's training (and prediction) needs.
 MODEL_DEPENDENCIES = {
     "interpolation": [],
@@ -23,8 +23,12 @@ MODEL_DEPENDENCIES = {
     "gan": [],
     "autoencoder": ["unet"],
     "ldm": ["unet", "autoencoder"],
-    "pde_ldm": ["unet", "autoencoder", "ldm"],
 }
+# Fine-tunings of the LDM (finetune.runs), each trained once per seed: the models "run/seedN".
+RUNS = list(config["finetune"]["runs"])
+SEEDS = list(config["finetune"]["seeds"])
+RUN_MODELS = [f"{run}/seed{seed}" for run in RUNS for seed in SEEDS]
+MODELS = BASE_MODELS + RUN_MODELS
 MONTHS = months_in_period(config["data"]["period"]["start"], config["data"]["period"]["end"])
 STAGE_SCRIPT = "../scripts/stage.py"
 
@@ -58,14 +62,33 @@ def store_paths(wildcards=None):
     return {"store_path": f"{RESOURCES}/store/{REGION}.zarr", "meta_path": f"{RESOURCES}/store/{REGION}.json"}
 
 
+def coefficients_file():
+    return f"{RESULTS}/physics/pde_coefficients.json"
+
+
 def checkpoint(model):
+    """Final checkpoint of a base model or of a fine-tuning run "run/seedN"."""
     return f"{RESULTS}/models/{model}/model.ckpt"
 
 
 def model_config_sections(model):
-    """A model depends on its own block, its dependencies' blocks and `training` (data: via the store)."""
+    """A model depends on its own block, its dependencies' blocks, `training` and the input layout."""
     models = [model] + MODEL_DEPENDENCIES[model]
-    return [f"models.{m}" for m in models] + ["training"]
+    return [f"models.{m}" for m in models] + ["training", "data.time_features"]
+
+
+def run_config_sections(run):
+    """A fine-tuning run depends on the LDM chain, `models.pde_ldm` and its own `finetune.runs` entry."""
+    return model_config_sections("ldm") + ["models.pde_ldm", f"finetune.runs.{run}"]
+
+
+def run_form(run):
+    """The physics term of a fine-tuning run (its own form, else models.pde_ldm's)."""
+    return config["finetune"]["runs"][run].get("form", config["models"]["pde_ldm"]["pde"]["form"])
+
+
+def run_uses_equation(run):
+    return run_form(run) in ("advection_diffusion", "advection_diffusion_matched")
 
 
 def final_outputs():
@@ -73,6 +96,8 @@ def final_outputs():
         f"{RESULTS}/tables/summary.csv",
         f"{RESULTS}/tables/summary.md",
         f"{RESULTS}/tables/summary.tex",
+        f"{RESULTS}/tables/paired_differences.csv",
+        f"{RESULTS}/tables/paired_differences.md",
         f"{RESULTS}/figures/metric_boxplots.png",
         f"{RESULTS}/figures/maps.png",
         f"{RESULTS}/figures/spectra.png",

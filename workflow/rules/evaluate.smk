@@ -1,23 +1,25 @@
-# Evaluation: predictions on the test period -> per-time metrics -> summary tables.
+# Evaluation: predictions on the test period -> per-time metrics -> summary and paired-difference tables.
+import re
 
 
-def prediction_checkpoints(wildcards):
-    models = [wildcards.model] + MODEL_DEPENDENCIES[wildcards.model]
-    return {m: checkpoint(m) for m in models}
+def prediction_inputs(wildcards):
+    return {"ckpt": checkpoint(wildcards.model), **store_paths()}
 
 
 def prediction_config(wildcards):
-    return config_json(*model_config_sections(wildcards.model), "evaluation")
+    if wildcards.model in BASE_MODELS:
+        return config_json(*model_config_sections(wildcards.model), "evaluation")
+    run = wildcards.model.split("/seed")[0]
+    return config_json(*run_config_sections(run), "evaluation")
 
 
 rule predict:
     message:
         "Downscaling the test period with {wildcards.model}"
     wildcard_constraints:
-        model="|".join(MODELS),
+        model="|".join(re.escape(m) for m in MODELS),
     input:
-        unpack(store_paths),
-        unpack(prediction_checkpoints),
+        unpack(prediction_inputs),
     output:
         out=f"{RESULTS}/predictions/{{model}}.nc",
     params:
@@ -30,14 +32,27 @@ rule predict:
         STAGE_SCRIPT
 
 
+def evaluation_inputs(prediction):
+    """Store, the identified equation and (twin only) the static file of the exact equation."""
+
+    def inputs(wildcards):
+        found = {"prediction": prediction.format(**wildcards), "coefficients": coefficients_file(), **store_paths()}
+        if config["data"]["source"] == "twin":
+            found["static"] = static_file()
+        return found
+
+    return inputs
+
+
+EVALUATION_SECTIONS = ("evaluation", "data.source", "data.period", "twin")
+
 rule evaluate:
     message:
         "Scoring {wildcards.model} on the test period"
     wildcard_constraints:
-        model="|".join(MODELS),
+        model="|".join(re.escape(m) for m in MODELS),
     input:
-        unpack(store_paths),
-        prediction=f"{RESULTS}/predictions/{{model}}.nc",
+        unpack(evaluation_inputs(f"{RESULTS}/predictions/{{model}}.nc")),
     output:
         # The side files' names follow pdeldm.evaluation.evaluate.side_paths.
         out_csv=f"{RESULTS}/metrics/{{model}}.csv",
@@ -45,23 +60,62 @@ rule evaluate:
         extremes=f"{RESULTS}/metrics/{{model}}_extremes.csv",
         rapsd=f"{RESULTS}/metrics/{{model}}_rapsd.csv",
     params:
-        config=config_json("evaluation"),
+        config=config_json(*EVALUATION_SECTIONS),
     log:
         f"{LOGS}/evaluate/{{model}}.log",
     script:
         STAGE_SCRIPT
 
 
+rule evaluate_truth:
+    message:
+        "Scoring the truth itself at the test times (the tables' reference row)"
+    input:
+        unpack(evaluation_inputs(f"{RESULTS}/predictions/interpolation.nc")),
+    output:
+        out_csv=f"{RESULTS}/metrics/truth.csv",
+        rank_hist=f"{RESULTS}/metrics/truth_rank_hist.csv",
+        extremes=f"{RESULTS}/metrics/truth_extremes.csv",
+        rapsd=f"{RESULTS}/metrics/truth_rapsd.csv",
+    params:
+        config=config_json(*EVALUATION_SECTIONS),
+    log:
+        f"{LOGS}/evaluate/truth.log",
+    script:
+        STAGE_SCRIPT
+
+
+def metric_csvs(kind="", models=None, truth=False):
+    names = (["truth"] if truth else []) + list(MODELS if models is None else models)
+    return [f"{RESULTS}/metrics/{m}{kind}.csv" for m in names]
+
+
 rule summary_table:
     message:
         "Summarising the metrics of all models"
     input:
-        metric_csvs=expand(f"{RESULTS}/metrics/{{model}}.csv", model=MODELS),
+        metric_csvs=metric_csvs(truth=True),
     output:
         out_csv=f"{RESULTS}/tables/summary.csv",
         out_md=f"{RESULTS}/tables/summary.md",
         out_tex=f"{RESULTS}/tables/summary.tex",
     log:
         f"{LOGS}/summary_table.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule paired_differences:
+    message:
+        "Paired differences of the fine-tuning runs (block-bootstrap intervals over test days)"
+    input:
+        metric_csvs=metric_csvs(models=["ldm"] + RUN_MODELS),
+    output:
+        out_csv=f"{RESULTS}/tables/paired_differences.csv",
+        out_md=f"{RESULTS}/tables/paired_differences.md",
+    params:
+        config=config_json("evaluation", "finetune"),
+    log:
+        f"{LOGS}/paired_differences.log",
     script:
         STAGE_SCRIPT

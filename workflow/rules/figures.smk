@@ -1,15 +1,15 @@
 # Figures for results/figures/ and the HTML report (`snakemake --report results/report.html`).
 
 
-def metric_csvs(kind=""):
-    return expand(f"{RESULTS}/metrics/{{model}}{kind}.csv", model=MODELS)
+# One seed of each fine-tuning run in the map panels (the other seeds look alike and would crowd them).
+MAP_MODELS = BASE_MODELS + [f"{run}/seed{SEEDS[0]}" for run in RUNS]
 
 
 rule figure_boxplots:
     message:
         "Plotting metric box plots across models"
     input:
-        metric_csvs=metric_csvs(),
+        metric_csvs=metric_csvs(truth=True),
     output:
         out_png=report(f"{RESULTS}/figures/metric_boxplots.png", caption="../report/metric_boxplots.rst",
                        category="Scores"),
@@ -24,7 +24,7 @@ rule figure_maps:
         "Plotting map panels of a few test times"
     input:
         unpack(store_paths),
-        predictions=expand(f"{RESULTS}/predictions/{{model}}.nc", model=MODELS),
+        predictions=expand(f"{RESULTS}/predictions/{{model}}.nc", model=MAP_MODELS),
     output:
         out_png=report(f"{RESULTS}/figures/maps.png", caption="../report/maps.rst", category="Maps"),
     params:

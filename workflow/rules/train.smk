@@ -1,6 +1,8 @@
-# Training: one job per model. Outputs are the final checkpoint and the per-epoch metrics only;
-# the working directory with last.ckpt is deliberately NOT an output, because Snakemake deletes
-# the outputs of failed jobs: a killed training resumes from it when the rule reruns.
+# Training: one job per base model, one per (fine-tuning run, seed), and the identification of the
+# transport equation that the equation-based PDE losses use. Outputs are the final checkpoint and
+# the per-epoch metrics only; the working directory with last.ckpt is deliberately NOT an output,
+# because Snakemake deletes the outputs of failed jobs: a killed training resumes from it when the
+# rule reruns.
 
 
 def training_dependencies(wildcards):
@@ -31,5 +33,53 @@ rule train:
     threads: 1
     log:
         f"{LOGS}/train/{{model}}.log",
+    script:
+        STAGE_SCRIPT
+
+
+rule identify_pde:
+    message:
+        "Identifying the transport equation's coefficients on the training targets"
+    input:
+        unpack(store_paths),
+    output:
+        out=coefficients_file(),
+    params:
+        config=config_json("physics"),
+    threads: 1
+    log:
+        f"{LOGS}/identify_pde.log",
+    script:
+        STAGE_SCRIPT
+
+
+def finetune_inputs(wildcards):
+    inputs = {"ldm": checkpoint("ldm"), **store_paths()}
+    if run_uses_equation(wildcards.run):  # only the equation forms read the identified coefficients
+        inputs["coefficients"] = coefficients_file()
+    return inputs
+
+
+rule finetune:
+    message:
+        "Fine-tuning the LDM: run {wildcards.run}, seed {wildcards.seed}"
+    wildcard_constraints:
+        run="|".join(RUNS),
+        seed=r"\d+",
+    input:
+        unpack(finetune_inputs),
+    output:
+        out_ckpt=f"{RESULTS}/models/{{run}}/seed{{seed}}/model.ckpt",
+        out_metrics=f"{RESULTS}/models/{{run}}/seed{{seed}}/training_metrics.csv",
+    params:
+        config=lambda wildcards: config_json(*run_config_sections(wildcards.run)),
+        run="{run}",
+        seed="{seed}",
+        workdir=f"{RESOURCES}/work/{{run}}/seed{{seed}}",
+    resources:
+        gpu=1,
+    threads: 1
+    log:
+        f"{LOGS}/train/{{run}}_seed{{seed}}.log",
     script:
         STAGE_SCRIPT

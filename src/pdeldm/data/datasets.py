@@ -5,6 +5,16 @@ Items are dicts of float32 tensors normalised with ``meta["norm"]`` (train-perio
 normalised), ``index`` (int64 store time index) and ``origin`` (int64 ``[y0, x0]`` of the crop on
 the fine grid; ``[0, 0]`` without cropping).
 
+With ``time_features`` the coarse predictors gain four constant channels after the store's:
+``sin``/``cos`` of the UTC hour of day and of the day of year (:func:`time_feature_channels`), so that
+every model knows the phase of the diurnal and seasonal cycles.
+
+With ``physics_fields`` (for the equation-residual PDE losses) items also carry
+``target_prev``/``target_next`` ``[1, H, W]`` (the target an hour before and after, normalised like
+the target; the split's first and last hour repeat their own value), ``phases [2]`` (fraction of
+the day and of the year, :func:`pdeldm.physics.identified_pde.time_phases`) and ``surface [3, H, W]``
+(HSURF in m, FR_LAND, longitude in degrees: the raw fields of the equation's sources).
+
 Reproducibility: a random crop is drawn from a ``torch.Generator`` seeded from
 ``(seed, epoch, index)`` alone, so it does not depend on worker count, worker assignment or the
 order in which items are fetched. The epoch reaches the workers through the sampler
@@ -35,6 +45,29 @@ _LOAD_BLOCK = 24 * 8
 def _seed(*parts: int) -> int:
     # SeedSequence mixes the parts well, so (seed, epoch, index) triples never collide in practice.
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+#: Channels :func:`time_feature_channels` appends to the coarse predictors.
+TIME_FEATURES: tuple[str, ...] = ("sin_hour", "cos_hour", "sin_day_of_year", "cos_day_of_year")
+
+
+def time_feature_channels(times: Any) -> np.ndarray:
+    """``(n, 4)`` float32: sin/cos of the UTC hour of day and of the day of year of ``times``."""
+    from pdeldm.physics.identified_pde import time_phases
+
+    day, year = time_phases(times)
+    angles = 2 * np.pi * np.stack([day, year], axis=-1)
+    return np.stack([np.sin(angles[:, 0]), np.cos(angles[:, 0]), np.sin(angles[:, 1]), np.cos(angles[:, 1])],
+                    axis=-1).astype(np.float32)
+
+
+def evenly_spaced(indices: np.ndarray, n: int | None) -> np.ndarray:
+    """At most ``n`` of ``indices``, spread evenly from the first to the last (all if ``n`` is None)."""
+    if n is None or n >= indices.size:
+        return indices
+    if n < 1:
+        raise InputError(f"a subset needs at least one sample, got {n}")
+    return indices[np.unique(np.linspace(0, indices.size - 1, n).round().astype(int))]
 
 
 def denormalise_target(x: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> torch.Tensor | np.ndarray:
@@ -96,6 +129,14 @@ class EpochSampler(Sampler[tuple[int, int]]):
             yield (k, self.epoch)
 
 
+def _store_times(store_path: Path) -> np.ndarray:
+    """The store's decoded time coordinate (datetime64[ns])."""
+    import xarray as xr
+
+    with xr.open_zarr(store_path) as ds:
+        return ds["time"].values.astype("datetime64[ns]")
+
+
 class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
     """One split of the store as normalised tensors.
 
@@ -108,6 +149,10 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         time_stride: use every ``time_stride``-th time of the split.
         seed: base seed of the crop generator.
         fixed_crops: draw crops from ``(seed, index)`` only, identical every epoch (validation).
+        n_samples: keep at most this many of the (strided) times, evenly spread over the split
+            (a fixed validation subset that covers the whole validation period).
+        time_features: append the :data:`TIME_FEATURES` channels to ``coarse``.
+        physics_fields: add the fields of the equation-residual losses (module docstring).
     """
 
     def __init__(
@@ -120,6 +165,9 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         time_stride: int = 1,
         seed: int = 0,
         fixed_crops: bool = False,
+        n_samples: int | None = None,
+        time_features: bool = False,
+        physics_fields: bool = False,
     ) -> None:
         self.store_path = Path(store_path)
         self.meta = read_json(meta_path)
@@ -131,7 +179,8 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         self.factor = int(self.meta["factor"])
         self.shape = tuple(int(n) for n in self.meta["shape"])
         i0, i1 = (int(i) for i in self.meta["splits"][split])
-        self.indices = np.arange(i0, i1, int(time_stride), dtype=np.int64)
+        self.split_range = (i0, i1)
+        self.indices = evenly_spaced(np.arange(i0, i1, int(time_stride), dtype=np.int64), n_samples)
         if self.indices.size == 0:
             raise InputError(f"{meta_path}: split '{split}' is empty")
         self.crop = None if crop is None else int(crop)
@@ -144,7 +193,15 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         self.fixed_crops = fixed_crops
         self.epoch = 0
         self.in_memory = in_memory
+        self.with_time_features = bool(time_features)
+        self.physics_fields = bool(physics_fields)
         self._group: zarr.Group | None = None
+        if self.with_time_features or self.physics_fields:
+            times = _store_times(self.store_path)[self.indices]
+            self._features = torch.from_numpy(time_feature_channels(times))
+            from pdeldm.physics.identified_pde import time_phases
+
+            self._phases = torch.from_numpy(np.stack(time_phases(times), axis=-1).astype(np.float32))
 
         norm = self.meta["norm"]
         self._t_mean, self._t_std = float(norm["target"]["mean"]), float(norm["target"]["std"])
@@ -154,10 +211,19 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         s_std = np.array([norm["static"][v]["std"] for v in self.meta["static_vars"]], np.float32)[:, None, None]
         static = np.asarray(self._arrays()["static"][:], dtype=np.float32)
         self.static = torch.from_numpy((static - s_mean) / s_std)
+        if self.physics_fields:
+            names = list(self.meta["static_vars"])
+            missing = [v for v in ("HSURF", "FR_LAND") if v not in names]
+            if missing:
+                raise InputError(f"{meta_path}: static fields {missing} missing; the PDE loss's sources need them "
+                                 "(add them to data.static_vars)")
+            lon = np.asarray(self._arrays()["lon"][:], dtype=np.float32)
+            self.surface = torch.from_numpy(np.stack([static[names.index("HSURF")], static[names.index("FR_LAND")],
+                                                      lon]))
 
         self._mem: dict[str, torch.Tensor] = {}
         if in_memory:
-            self._load_split(i0, i1, int(time_stride))
+            self._load_split()
             self._group = None  # nothing more to read; keeps the object cheap to pickle to workers
 
     # -- storage ------------------------------------------------------------------------------
@@ -173,23 +239,32 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         state["_group"] = None  # each worker opens its own handle
         return state
 
-    def _load_split(self, i0: int, i1: int, stride: int) -> None:
-        group = self._arrays()
-        out: dict[str, list[np.ndarray]] = {"target": [], "coarse": [], "wind": []}
-        for a in range(i0, i1, _LOAD_BLOCK):
-            b = min(a + _LOAD_BLOCK, i1)
-            first = a + (-(a - i0)) % stride  # first strided index in [a, b)
-            if first >= b:
-                continue
-            for name in out:
-                out[name].append(np.asarray(group[name][first:b:stride] if stride > 1 else group[name][a:b], np.float32))
-        target = np.concatenate(out["target"])
-        coarse = np.concatenate(out["coarse"])
+    def _read(self, name: str, indices: np.ndarray) -> np.ndarray:
+        """``name`` at the sorted store ``indices``, read block by block (bounded transient memory)."""
+        array = self._arrays()[name]
+        parts = []
+        for start in range(0, indices.size, _LOAD_BLOCK):
+            chunk = indices[start:start + _LOAD_BLOCK]
+            lo, hi = int(chunk[0]), int(chunk[-1]) + 1
+            parts.append(np.asarray(array[lo:hi], np.float32)[chunk - lo])
+        return np.concatenate(parts)
+
+    def _neighbour_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        i0, i1 = self.split_range
+        return np.clip(self.indices - 1, i0, i1 - 1), np.clip(self.indices + 1, i0, i1 - 1)
+
+    def _load_split(self) -> None:
+        target = self._read("target", self.indices)
+        coarse = self._read("coarse", self.indices)
         self._mem = {
             "target": torch.from_numpy((target - self._t_mean) / self._t_std).unsqueeze(1),
             "coarse": torch.from_numpy((coarse - self._c_mean[None]) / self._c_std[None]),
-            "wind": torch.from_numpy(np.concatenate(out["wind"])),
+            "wind": torch.from_numpy(self._read("wind", self.indices)),
         }
+        if self.physics_fields:
+            for key, where in zip(("target_prev", "target_next"), self._neighbour_indices()):
+                values = self._read("target", where)
+                self._mem[key] = torch.from_numpy((values - self._t_mean) / self._t_std).unsqueeze(1)
 
     # -- items --------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -223,15 +298,32 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         ys, xs = slice(y0, y0 + h), slice(x0, x0 + w)
         yc, xc = slice(y0 // f, (y0 + h) // f), slice(x0 // f, (x0 + w) // f)
         t = int(self.indices[k])
+        extra: dict[str, torch.Tensor] = {}
         if self.in_memory:
             target = self._mem["target"][k, :, ys, xs]
             coarse = self._mem["coarse"][k, :, yc, xc]
             wind = self._mem["wind"][k, :, ys, xs]
+            if self.physics_fields:
+                extra = {key: self._mem[key][k, :, ys, xs] for key in ("target_prev", "target_next")}
         else:
             g = self._arrays()
-            target = torch.from_numpy((np.asarray(g["target"][t, ys, xs], np.float32)[None] - self._t_mean) / self._t_std)
+
+            def fine_target(index: int) -> torch.Tensor:
+                values = np.asarray(g["target"][index, ys, xs], np.float32)[None]
+                return torch.from_numpy((values - self._t_mean) / self._t_std)
+
+            target = fine_target(t)
             coarse = torch.from_numpy((np.asarray(g["coarse"][t, :, yc, xc], np.float32) - self._c_mean) / self._c_std)
             wind = torch.from_numpy(np.asarray(g["wind"][t, :, ys, xs], np.float32))
+            if self.physics_fields:
+                prev, nxt = (int(a[k]) for a in self._neighbour_indices())
+                extra = {"target_prev": fine_target(prev), "target_next": fine_target(nxt)}
+        if self.with_time_features:
+            features = self._features[k].view(-1, 1, 1).expand(-1, *coarse.shape[-2:])
+            coarse = torch.cat([coarse, features], dim=0)
+        if self.physics_fields:
+            extra["phases"] = self._phases[k]
+            extra["surface"] = self.surface[:, ys, xs]
         return {
             "coarse": coarse.contiguous().float(),
             "static": self.static[:, ys, xs].contiguous(),
@@ -239,6 +331,7 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
             "wind": wind.contiguous().float(),
             "index": torch.tensor(t, dtype=torch.int64),
             "origin": torch.tensor([y0, x0], dtype=torch.int64),
+            **{key: value.contiguous().float() for key, value in extra.items()},
         }
 
 
@@ -246,7 +339,8 @@ class DownscalingDataModule(L.LightningDataModule):
     """Train/val/test loaders over the store.
 
     Train: random crops (new per epoch, reproducible from ``seed``), shuffled. Val: the same crop
-    size with fixed crops (comparable across epochs). Test/predict: the whole domain, in order.
+    size with fixed crops (comparable across epochs), ``val_samples`` times spread evenly over the
+    whole validation period. Test/predict: the whole domain, in order.
     """
 
     def __init__(
@@ -264,6 +358,9 @@ class DownscalingDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         val_crop: bool = True,
+        val_samples: int | None = None,
+        time_features: bool = False,
+        physics_fields: bool = False,
     ) -> None:
         super().__init__()
         self.store_path, self.meta_path = Path(store_path), Path(meta_path)
@@ -276,6 +373,9 @@ class DownscalingDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.val_crop = val_crop
+        self.val_samples = val_samples
+        self.time_features = time_features
+        self.physics_fields = physics_fields
         self.meta: dict[str, Any] = read_json(self.meta_path)
         self.train_set: DownscalingDataset | None = None
         self.val_set: DownscalingDataset | None = None
@@ -287,21 +387,24 @@ class DownscalingDataModule(L.LightningDataModule):
 
     @property
     def n_coarse(self) -> int:
-        return len(self.meta["predictors"])
+        return len(self.meta["predictors"]) + (len(TIME_FEATURES) if self.time_features else 0)
 
     @property
     def n_static(self) -> int:
         return len(self.meta["static_vars"])
 
-    def _dataset(self, split: str, crop: int | None, stride: int, fixed: bool) -> DownscalingDataset:
+    def _dataset(self, split: str, crop: int | None, stride: int, fixed: bool,
+                 n_samples: int | None = None) -> DownscalingDataset:
         return DownscalingDataset(self.store_path, self.meta_path, split, crop=crop, in_memory=self.in_memory,
-                                  time_stride=stride, seed=self.seed, fixed_crops=fixed)
+                                  time_stride=stride, seed=self.seed, fixed_crops=fixed, n_samples=n_samples,
+                                  time_features=self.time_features, physics_fields=self.physics_fields)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._dataset("train", self.crop, self.time_stride, fixed=False)
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._dataset("val", self.crop if self.val_crop else None, self.val_time_stride, fixed=True)
+            self.val_set = self._dataset("val", self.crop if self.val_crop else None, self.val_time_stride, fixed=True,
+                                         n_samples=self.val_samples)
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._dataset("test", None, self.test_time_stride, fixed=True)
 

@@ -7,8 +7,16 @@ Outputs (all written atomically; the side files sit next to ``out_csv`` and are 
 stem, e.g. ``results/metrics/pde_ldm_rapsd.csv``):
 
 ``{stem}.csv`` — one row per test time (interfaces §7):
-    ``time, model, rmse, mae, bias, r2, pcc, ssim, flux_ratio, flux_ratio_truth,
-    spectral_slope_diff`` and, for ensembles only, ``crps, spread_skill, spread, rmse_ensmean``.
+    ``time, model, rmse, mae, bias, r2, pcc, ssim, pde_residual, pde_residual_identified,
+    spectral_slope_diff, spectral_lsd, grad_w1, study_flux_ratio, study_spectral_slope_diff`` and,
+    for ensembles only, ``crps, spread_skill, spread, rmse_ensmean``. The physics columns are
+    defined in :mod:`pdeldm.evaluation.physics_scores`: ``pde_residual`` (the twin's known
+    equation, K/h; NaN on real data), ``pde_residual_identified`` (the identified equation, K/h;
+    compare with the truth's own value, not "lower is better"), the fine-band spectral slope
+    difference and log-spectral distance (dB), the |grad T| Wasserstein-1 distance (K/km), and
+    the study's FluxRatio (grid units, against ERA5) and full-range slope difference, kept for
+    reproduction. The residuals need the truth one hour before and after; where the store lacks
+    them the residual columns are NaN.
     Deterministic scores use **member 0** — a single sample, as in the study (the ensemble mean is
     smoother than any real field and would flatter pixel scores and ruin the spectral ones);
     ``rmse_ensmean`` reports the ensemble-mean RMSE next to it.
@@ -20,19 +28,11 @@ stem, e.g. ``results/metrics/pde_ldm_rapsd.csv``):
 ``{stem}_rapsd.csv`` — ``model, k, wavelength_km, power_pred, power_truth``: the radially
     averaged power spectrum (``spectra.rapsd`` of the anomaly, pysteps convention; ``k`` in
     cycles per metre, power in K² per bin) averaged over test times (and over the members for
-    ensembles). FluxRatio values are in metres (``metrics.flux_ratio_metric``).
+    ensembles).
 
 Keys read from ``cfg_eval`` (the config's ``evaluation`` block) and their defaults:
 
 * ``ssim_data_range`` (None): None = per-time truth max − min (K); a number = that fixed range (K).
-* ``flux_cell`` (None): supercell edge in px; None = 16, or 8 on grids < 96 px on a side.
-* ``flux_eps`` (1e-6, K/m) and ``flux_sampling`` ("pixels" | "faces"): see
-  :func:`pdeldm.physics.pde_losses.flux_ratio_cells`.
-* ``flux_reference`` ("coarse" | "truth"): reference of the ``flux_ratio`` column ("coarse" =
-  ERA5 t2m repeated over each coarse cell, the study's choice); ``flux_ratio_truth`` is always
-  against the truth.
-* ``spectral_band_km`` (None): ``[min_km, max_km]`` wavelengths fitted for the spectral slope;
-  None = all resolved scales.
 * ``crps_fair`` (True), ``extreme_quantile`` (0.99), ``extreme_threshold_quantile`` (0.95),
   ``extreme_threshold_mode`` ("pointwise" | "domain": per-grid-point or domain-wide percentile).
 """
@@ -51,7 +51,7 @@ import pandas as pd
 import xarray as xr
 
 from pdeldm.errors import InputError
-from pdeldm.evaluation import metrics, probabilistic, spectra
+from pdeldm.evaluation import metrics, physics_scores, probabilistic, spectra
 from pdeldm.io import atomic_output, read_json
 from pdeldm.logs import stage_logger
 
@@ -59,11 +59,6 @@ PathLike = str | os.PathLike[str]
 
 DEFAULTS: dict[str, Any] = {
     "ssim_data_range": None,
-    "flux_cell": None,
-    "flux_eps": 1e-6,
-    "flux_reference": "coarse",
-    "flux_sampling": "pixels",
-    "spectral_band_km": None,
     "crps_fair": True,
     "extreme_quantile": 0.99,
     "extreme_threshold_quantile": 0.95,
@@ -77,9 +72,13 @@ DETERMINISTIC_COLUMNS = (
     "r2",
     "pcc",
     "ssim",
-    "flux_ratio",
-    "flux_ratio_truth",
+    "pde_residual",
+    "pde_residual_identified",
     "spectral_slope_diff",
+    "spectral_lsd",
+    "grad_w1",
+    "study_flux_ratio",
+    "study_spectral_slope_diff",
 )
 ENSEMBLE_COLUMNS = ("crps", "spread_skill", "spread", "rmse_ensmean")
 
@@ -98,10 +97,6 @@ def resolve_config(cfg_eval: Mapping[str, Any] | None) -> dict[str, Any]:
     """``cfg_eval`` over :data:`DEFAULTS`, with the keys this module reads checked."""
     cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in (cfg_eval or {}).items() if k in DEFAULTS})
-    if cfg["flux_reference"] not in ("coarse", "truth"):
-        raise InputError(f"evaluation.flux_reference must be 'coarse' or 'truth', got {cfg['flux_reference']!r}")
-    if cfg["flux_sampling"] not in ("pixels", "faces"):
-        raise InputError(f"evaluation.flux_sampling must be 'pixels' or 'faces', got {cfg['flux_sampling']!r}")
     if cfg["extreme_threshold_mode"] not in ("pointwise", "domain"):
         raise InputError(
             f"evaluation.extreme_threshold_mode must be 'pointwise' or 'domain', got {cfg['extreme_threshold_mode']!r}"
@@ -109,23 +104,7 @@ def resolve_config(cfg_eval: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("extreme_quantile", "extreme_threshold_quantile"):
         if not 0.0 < float(cfg[key]) < 1.0:
             raise InputError(f"evaluation.{key} must lie in (0, 1), got {cfg[key]}")
-    band = cfg["spectral_band_km"]
-    if band is not None and (len(band) != 2 or not 0 < float(band[0]) < float(band[1])):
-        raise InputError(f"evaluation.spectral_band_km must be [min_km, max_km] with 0 < min < max, got {band}")
     return cfg
-
-
-def flux_cell_size(shape: tuple[int, int], configured: int | None) -> int:
-    """Supercell edge in pixels: the configured one, else 16 (8 on grids < 96 px on a side)."""
-    if configured is not None:
-        cell = int(configured)
-    else:
-        # Keep at least 6 supercells per side: a small (CI, 64 px) grid would hold only 4x4
-        # supercells of 16 px, too few for a meaningful ratio.
-        cell = 16 if min(shape) >= 96 else 8
-    if cell < 2 or cell > min(shape):
-        raise InputError(f"evaluation.flux_cell={cell} does not fit the {shape[0]}x{shape[1]} grid")
-    return cell
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,6 +124,36 @@ class EvaluationInputs:
     times: pd.DatetimeIndex
     dx: float
     dy: float
+    factor: int
+    neighbours: Neighbours
+    seed: int | None = None  # training seed of a fine-tuning run (file attribute ``finetune_seed``)
+
+
+@dataclass
+class Neighbours:
+    """The truth one hour before and after each time, and the wind at it (for equation residuals).
+
+    ``available[i]`` is False where the store lacks an hour; those times get NaN residuals.
+    """
+
+    available: np.ndarray  # (time,) bool
+    prev: np.ndarray  # (time, ny, nx) K (NaN where unavailable)
+    next: np.ndarray
+    wind: np.ndarray | None  # (time, 2, ny, nx) m/s grid-relative, None if the store has no wind
+
+
+def _neighbours(store: xr.Dataset, times: pd.DatetimeIndex, shape: tuple[int, int]) -> Neighbours:
+    store_times = pd.DatetimeIndex(store["time"].values)
+    hour = pd.Timedelta(hours=1)
+    available = times.isin(store_times - hour) & times.isin(store_times + hour)
+    prev = np.full((len(times), *shape), np.nan, dtype=np.float32)
+    nxt = np.full_like(prev, np.nan)
+    if available.any():
+        ok = times[available]
+        prev[available] = store["target"].sel(time=ok - hour).values
+        nxt[available] = store["target"].sel(time=ok + hour).values
+    wind = np.asarray(store["wind"].sel(time=times).values, dtype=np.float32) if "wind" in store else None
+    return Neighbours(np.asarray(available), prev, nxt, wind)
 
 
 def _model_name(ds: xr.Dataset, var: xr.DataArray, pred_path: Path) -> str:
@@ -222,7 +231,26 @@ def load_inputs(pred_path: PathLike, store_path: PathLike, meta_path: PathLike) 
     dy = float(meta.get("dy_m", store.attrs.get("dy_m", math.nan)))
     if not (dx > 0 and dy > 0):
         raise InputError(f"{meta_path}: dx_m/dy_m missing or not positive")
-    return EvaluationInputs(_model_name(ds, pred, pred_path), ds, pred, truth, coarse_fine, times, dx, dy)
+    seed = ds.attrs.get("finetune_seed")
+    return EvaluationInputs(_model_name(ds, pred, pred_path), ds, pred, truth, coarse_fine, times, dx, dy, factor,
+                            _neighbours(store, times, truth.shape[1:]), None if seed is None else int(seed))
+
+
+def identified_equation(coefficients_path: PathLike, store_path: PathLike, meta_path: PathLike
+                        ) -> physics_scores.IdentifiedEquation:
+    """The identified equation (``results/physics/pde_coefficients.json``) on the store's grid."""
+    from pdeldm.physics.identified_pde import PDECoefficients
+
+    meta = read_json(meta_path)
+    coefficients = PDECoefficients.from_dict(read_json(coefficients_path)["coefficients"])
+    with xr.open_zarr(store_path) as store:
+        static = dict(zip([str(v) for v in store["svar"].values], np.asarray(store["static"].values, np.float64)))
+        missing = [v for v in ("HSURF", "FR_LAND") if v not in static]
+        if missing:
+            raise InputError(f"{store_path}: no static {missing} for the identified equation's sources")
+        lon = np.asarray(store["lon"].values, dtype=np.float64)
+    return physics_scores.IdentifiedEquation(coefficients, static["HSURF"], static["FR_LAND"], lon,
+                                             float(meta["dx_m"]), float(meta["dy_m"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,44 +258,45 @@ def load_inputs(pred_path: PathLike, store_path: PathLike, meta_path: PathLike) 
 # --------------------------------------------------------------------------------------------
 
 
-def deterministic_scores(
-    pred: np.ndarray,
-    truth: np.ndarray,
-    coarse_fine: np.ndarray,
-    cfg: Mapping[str, Any],
-    cell: int,
-    dx: float,
-    dy: float,
-) -> dict[str, float]:
-    """Pixel, structural, physical and spectral scores of one 2-D field against the truth."""
+@dataclass
+class Equations:
+    """The equations whose residuals are scored (either may be absent)."""
+
+    twin: physics_scores.TwinEquation | None = None
+    identified: physics_scores.IdentifiedEquation | None = None
+
+
+def deterministic_scores(pred: np.ndarray, truth: np.ndarray, inputs: EvaluationInputs, i: int,
+                         cfg: Mapping[str, Any], equations: Equations) -> dict[str, float]:
+    """Pixel, structural, physical and spectral scores of the 2-D field ``pred`` at time ``i``."""
     data_range = cfg["ssim_data_range"]
     if data_range is None:
         # Per-time truth range: SSIM's constants then scale with the day's contrast; guard
         # against a flat truth field (range 0) with a tiny floor.
         data_range = max(float(truth.max() - truth.min()), 1e-6)
-    reference = coarse_fine if cfg["flux_reference"] == "coarse" else truth
-    band = cfg["spectral_band_km"]
-    return {
+    scores = {
         "rmse": float(metrics.rmse(pred, truth)),
         "mae": float(metrics.mae(pred, truth)),
         "bias": float(metrics.bias(pred, truth)),
         "r2": float(metrics.r2(pred, truth)),
         "pcc": float(metrics.pcc(pred, truth)),
         "ssim": float(metrics.ssim(pred, truth, data_range=float(data_range))),
-        "flux_ratio": _flux(pred, reference, cell, dx, dy, cfg),
-        "flux_ratio_truth": _flux(pred, truth, cell, dx, dy, cfg),
-        "spectral_slope_diff": float(_slope_diff(pred, truth, dx, band)),
+        "pde_residual": math.nan,
+        "pde_residual_identified": math.nan,
+        **physics_scores.fine_scale_spectral_scores(pred, truth, inputs.factor),
+        "grad_w1": physics_scores.gradient_w1(pred, truth, inputs.dx, inputs.dy),
+        "study_flux_ratio": physics_scores.study_flux_ratio(pred, inputs.coarse_fine[i]),
+        "study_spectral_slope_diff": physics_scores.study_spectral_slope_diff(pred, truth),
     }
-
-
-def _flux(pred: np.ndarray, reference: np.ndarray, cell: int, dx: float, dy: float, cfg: Mapping[str, Any]) -> float:
-    return float(
-        metrics.flux_ratio_metric(pred, reference, cell, dx, dy, float(cfg["flux_eps"]), sampling=cfg["flux_sampling"])
-    )
-
-
-def _slope_diff(pred: np.ndarray, truth: np.ndarray, dx: float, band: Any) -> float:
-    return float(spectra.spectral_slope_diff(pred, truth, dx=dx, band_km=band))
+    nb = inputs.neighbours
+    if nb.available[i]:
+        prev, nxt = nb.prev[i].astype(np.float64), nb.next[i].astype(np.float64)
+        if equations.twin is not None:
+            scores["pde_residual"] = equations.twin.residual_rms(prev, pred, nxt, inputs.times[i])
+        if equations.identified is not None and nb.wind is not None:
+            scores["pde_residual_identified"] = equations.identified.residual_rms(prev, pred, nxt, nb.wind[i],
+                                                                                  inputs.times[i])
+    return scores
 
 
 def ensemble_scores(ens: np.ndarray, truth: np.ndarray, fair: bool) -> dict[str, float]:
@@ -333,19 +362,33 @@ def evaluate_model(
     out_csv: PathLike,
     cfg_eval: Mapping[str, Any] | None,
     log: PathLike | None = None,
+    coefficients: PathLike | None = None,
+    twin: Mapping[str, Any] | None = None,
+    score_truth: bool = False,
 ) -> None:
-    """Score one model's predictions; writes ``out_csv`` and its side files (module docstring)."""
+    """Score one model's predictions; writes ``out_csv`` and its side files (module docstring).
+
+    ``coefficients``: the identified equation's JSON (else ``pde_residual_identified`` is NaN).
+    ``twin``: ``{"static", "params", "seed", "start"}`` of the embedded twin that made the data
+    (else ``pde_residual`` is NaN). ``score_truth``: score the truth itself at the prediction's
+    times (model ``truth``), the reference row for scores that are not distances to the truth.
+    """
     logger = stage_logger("evaluate", log)
     cfg = resolve_config(cfg_eval)
     inputs = load_inputs(pred_path, store_path, meta_path)
+    if score_truth:
+        inputs.pred = xr.DataArray(inputs.truth[None], dims=("member", "time", "rlat", "rlon"))
+        inputs.model, inputs.seed = "truth", None
+    equations = Equations(
+        twin=physics_scores.TwinEquation(twin["static"], twin["params"], twin["seed"], twin["start"]) if twin else None,
+        identified=identified_equation(coefficients, store_path, meta_path) if coefficients else None,
+    )
     n_members, n_times = int(inputs.pred.sizes["member"]), int(inputs.pred.sizes["time"])
     shape = inputs.truth.shape[1:]
-    cell = flux_cell_size(shape, cfg["flux_cell"])
     ensemble = n_members > 1
-    logger.info(
-        "%s: %d times, %d member(s), grid %dx%d, flux cell %d px, flux reference %s",
-        inputs.model, n_times, n_members, shape[0], shape[1], cell, cfg["flux_reference"],
-    )
+    logger.info("%s: %d times, %d member(s), grid %dx%d, equations: twin %s, identified %s", inputs.model, n_times,
+                n_members, shape[0], shape[1], "yes" if equations.twin else "no",
+                "yes" if equations.identified else "no")
 
     rows: list[dict[str, Any]] = []
     member0 = np.empty_like(inputs.truth)  # kept for the period-wide extreme scores
@@ -361,7 +404,9 @@ def evaluate_model(
             truth = inputs.truth[i].astype(np.float64)
             member0[i] = fields[0]
             row: dict[str, Any] = {"time": time.isoformat(), "model": inputs.model}
-            row.update(deterministic_scores(fields[0], truth, inputs.coarse_fine[i], cfg, cell, inputs.dx, inputs.dy))
+            if inputs.seed is not None:
+                row["seed"] = inputs.seed
+            row.update(deterministic_scores(fields[0], truth, inputs, i, cfg, equations))
             if ensemble:
                 row.update(ensemble_scores(fields, truth, bool(cfg["crps_fair"])))
                 counts = np.asarray(probabilistic.rank_histogram(truth, fields, rng=tie_rng), dtype=np.int64)
@@ -379,7 +424,8 @@ def evaluate_model(
                 logger.info("%s: %d/%d times scored (last rmse %.3f K)", inputs.model, i + 1, n_times, row["rmse"])
     finally:
         inputs.dataset.close()
-    columns = ["time", "model", *DETERMINISTIC_COLUMNS] + (list(ENSEMBLE_COLUMNS) if ensemble else [])
+    columns = (["time", "model"] + (["seed"] if inputs.seed is not None else []) + list(DETERMINISTIC_COLUMNS)
+               + (list(ENSEMBLE_COLUMNS) if ensemble else []))
     table = pd.DataFrame(rows, columns=columns)
     with atomic_output(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
@@ -398,8 +444,9 @@ def evaluate_model(
 
     means = table[list(DETERMINISTIC_COLUMNS)].mean()
     logger.info(
-        "%s: mean rmse %.3f K, ssim %.3f, flux_ratio %.3g, slope diff %.3f -> %s",
-        inputs.model, means["rmse"], means["ssim"], means["flux_ratio"], means["spectral_slope_diff"], out_csv,
+        "%s: mean rmse %.3f K, twin residual %.3f K/h, identified residual %.3f K/h, fine-band slope diff %.3f, "
+        "grad W1 %.4f K/km -> %s", inputs.model, means["rmse"], means["pde_residual"],
+        means["pde_residual_identified"], means["spectral_slope_diff"], means["grad_w1"], out_csv,
     )
 
 

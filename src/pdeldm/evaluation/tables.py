@@ -4,14 +4,18 @@ Input: the per-model metric CSVs of :func:`pdeldm.evaluation.evaluate.evaluate_m
 (``results/metrics/{model}.csv``, one row per test time, interfaces §7).
 Outputs (``results/tables/summary.{csv,md,tex}``):
 
-* CSV, one row per model: ``model, n_times, <metric>_mean, <metric>_std, ...`` in the metric
-  CSVs' units (FluxRatio in m; Markdown/LaTeX show it in km)
-  (std is the sample std, ddof=1, across test times; NaN where a model lacks a metric,
-  e.g. ``crps`` for deterministic models).
+* CSV, one row per model: ``model, n_times, n_seeds, <metric>_mean, <metric>_std, ...`` in the
+  metric CSVs' units (std is the sample std, ddof=1, across test times and seeds; NaN where a
+  model lacks a metric, e.g. ``crps`` for deterministic models). A model trained with several
+  seeds (a ``seed`` column) is summarised over all its rows: the mean over seeds of each seed's
+  mean, as every seed is scored at the same times.
 * Markdown and LaTeX: ``mean ± std`` per cell, best model per column in bold; ``decimals``
   places (default 3), more where a whole column is small (e.g. 0.0042). "Best" is the
   lowest mean, except R², PCC, SSIM (highest), bias (smallest magnitude) and the spread/skill
-  ratio (closest to 1). Ties at the displayed precision are all bold.
+  ratio (closest to 1). Ties at the displayed precision are all bold. Columns that are not
+  distances to the truth (the identified-equation residual and the study's two physics scores)
+  are never bolded: the ``truth`` row, when present, shows the truth's own value instead, and is
+  itself never "best".
 
 The LaTeX is written by hand (not ``DataFrame.to_latex``) so that it needs no jinja2 and the bold
 markup and escaping are under our control; it uses ``booktabs`` rules.
@@ -33,8 +37,11 @@ from pdeldm.logs import stage_logger
 
 #: Canonical column order; metrics not listed here follow in file order.
 METRIC_ORDER: tuple[str, ...] = DETERMINISTIC_COLUMNS + ("crps", "spread_skill", "rmse_ensmean", "spread")
-#: Fixed order of the models in every table and figure (baselines first, the study's model last).
-MODEL_ORDER: tuple[str, ...] = ("interpolation", "unet", "gan", "ldm", "pde_ldm")
+#: Fixed order of the models in every table and figure: the truth as a reference row, the
+#: baselines, then the fine-tunings of the LDM (lambda = 0 control and the two PDE-loss forms).
+MODEL_ORDER: tuple[str, ...] = ("truth", "interpolation", "unet", "gan", "ldm", "ldm_control", "pde_ldm_flux",
+                                "pde_ldm_adv")
+REFERENCE_MODELS = frozenset({"truth"})
 
 HIGHER_IS_BETTER = frozenset({"r2", "pcc", "ssim"})
 ABS_IS_BETTER = frozenset({"bias"})
@@ -47,9 +54,13 @@ _MD_HEADERS: dict[str, str] = {
     "r2": "R² ↑",
     "pcc": "PCC ↑",
     "ssim": "SSIM ↑",
-    "flux_ratio": "FluxRatio (ERA5) [km] ↓",
-    "flux_ratio_truth": "FluxRatio (COSMO) [km] ↓",
-    "spectral_slope_diff": "Slope diff. ↓",
+    "pde_residual": "PDE residual (twin) [K/h] ↓",
+    "pde_residual_identified": "PDE residual (identified) [K/h] vs truth",
+    "spectral_slope_diff": "Fine-band slope diff. ↓",
+    "spectral_lsd": "Fine-band LSD [dB] ↓",
+    "grad_w1": "|∇T| W1 [K/km] ↓",
+    "study_flux_ratio": "Study FluxRatio [px] (not ↓)",
+    "study_spectral_slope_diff": "Study slope diff. (full range)",
     "crps": "CRPS [K] ↓",
     "spread_skill": "Spread/skill →1",
     "rmse_ensmean": "RMSE ens. mean [K] ↓",
@@ -62,26 +73,32 @@ _TEX_HEADERS: dict[str, str] = {
     "r2": r"$R^2$ $\uparrow$",
     "pcc": r"PCC $\uparrow$",
     "ssim": r"SSIM $\uparrow$",
-    "flux_ratio": r"FluxRatio (ERA5) [km] $\downarrow$",
-    "flux_ratio_truth": r"FluxRatio (COSMO) [km] $\downarrow$",
-    "spectral_slope_diff": r"Slope diff. $\downarrow$",
+    "pde_residual": r"PDE residual (twin) [K/h] $\downarrow$",
+    "pde_residual_identified": r"PDE residual (identified) [K/h] vs truth",
+    "spectral_slope_diff": r"Fine-band slope diff. $\downarrow$",
+    "spectral_lsd": r"Fine-band LSD [dB] $\downarrow$",
+    "grad_w1": r"$|\nabla T|$ $W_1$ [K/km] $\downarrow$",
+    "study_flux_ratio": r"Study FluxRatio [px] (not $\downarrow$)",
+    "study_spectral_slope_diff": r"Study slope diff.\ (full range)",
     "crps": r"CRPS [K] $\downarrow$",
     "spread_skill": r"Spread/skill $\to 1$",
     "rmse_ensmean": r"RMSE ens.\ mean [K] $\downarrow$",
     "spread": r"Spread [K]",
 }
-_LABELS: dict[str, str] = {
+MODEL_LABELS: dict[str, str] = {
+    "truth": "Truth (COSMO-CLM)",
     "interpolation": "Interpolation",
     "unet": "UNet",
     "gan": "GAN",
     "ldm": "LDM",
-    "pde_ldm": "PDE-LDM",
+    "ldm_control": "LDM fine-tuned, λ=0 (control)",
+    "pde_ldm_flux": "PDE-LDM, study flux ratio",
+    "pde_ldm_adv": "PDE-LDM, advection-diffusion",
 }
-#: Display-only unit changes in Markdown/LaTeX (the CSVs keep the metric's own unit):
-#: the flux ratio is computed in metres but its values are ~1e5-1e7 m.
-DISPLAY_SCALE: dict[str, float] = {"flux_ratio": 1e-3, "flux_ratio_truth": 1e-3}
-# Metrics that only describe, with no "better" direction: never bolded.
-_NO_BEST = frozenset({"spread"})
+#: Display-only unit changes in Markdown/LaTeX (the CSVs keep the metric's own unit).
+DISPLAY_SCALE: dict[str, float] = {}
+# Metrics with no "lower is better" direction (descriptive, or not a distance to the truth): never bolded.
+_NO_BEST = frozenset({"spread", "pde_residual_identified", "study_flux_ratio", "study_spectral_slope_diff"})
 
 
 def _ordered_models(models: Sequence[str]) -> list[str]:
@@ -99,12 +116,13 @@ def summary_frame(frames: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, list[st
     data = pd.concat(list(frames), ignore_index=True)
     if "model" not in data.columns:
         raise ValueError("metric CSVs need a 'model' column (interfaces §7)")
-    metrics = _metric_columns(data)
+    metrics = [m for m in _metric_columns(data) if m != "seed"]
     models = _ordered_models(data["model"].astype(str).tolist())
     rows = []
     for model in models:
         part = data[data["model"].astype(str) == model]
-        row: dict[str, object] = {"model": model, "n_times": int(len(part))}
+        n_seeds = int(part["seed"].nunique()) if "seed" in part.columns and part["seed"].notna().any() else 1
+        row: dict[str, object] = {"model": model, "n_times": int(len(part) // n_seeds), "n_seeds": n_seeds}
         for metric in metrics:
             values = part[metric].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
@@ -119,7 +137,7 @@ def best_models(table: pd.DataFrame, metric: str, decimals: int) -> set[str]:
     if metric in _NO_BEST:
         return set()
     means = table.set_index("model")[f"{metric}_mean"].astype(float).round(decimals)
-    means = means[np.isfinite(means)]
+    means = means[np.isfinite(means) & ~means.index.isin(list(REFERENCE_MODELS))]
     if means.empty:
         return set()
     if metric in HIGHER_IS_BETTER:
@@ -190,6 +208,11 @@ def _display_units(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _label(model: str, n_seeds: int) -> str:
+    text = MODEL_LABELS.get(model, model)
+    return f"{text} [{n_seeds} seeds]" if n_seeds > 1 else text
+
+
 def to_markdown(table: pd.DataFrame, metrics: Sequence[str], decimals: int = 3) -> str:
     """Markdown table (GitHub pipes), ``mean ± std`` per cell, best per column in bold."""
     table = _display_units(table)
@@ -198,12 +221,14 @@ def to_markdown(table: pd.DataFrame, metrics: Sequence[str], decimals: int = 3) 
     header = ["Model"] + [_MD_HEADERS.get(m, m) for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * len(metrics)) + "|"]
     for _, row in table.iterrows():
-        cells = [_LABELS.get(row["model"], str(row["model"]))]
+        cells = [_label(str(row["model"]), int(row.get("n_seeds", 1)))]
         cells += [_cell(row, m, places[m], row["model"] in best[m], tex=False) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     n = int(table["n_times"].max()) if len(table) else 0
     lines.append("")
-    lines.append(f"Mean ± standard deviation over the test times (up to {n} per model); best per column in bold.")
+    lines.append(f"Mean ± standard deviation over the test times (up to {n} per model, and over the seeds where "
+                 "there are several); best per column in bold. The truth row is the reference for the columns "
+                 "marked 'vs truth' and 'not ↓', which are not distances to the truth and are never bolded.")
     return "\n".join(lines) + "\n"
 
 
@@ -221,7 +246,7 @@ def to_latex(table: pd.DataFrame, metrics: Sequence[str], decimals: int = 3) -> 
         r"\midrule",
     ]
     for _, row in table.iterrows():
-        cells = [_tex_escape(_LABELS.get(row["model"], str(row["model"])))]
+        cells = [_tex_escape(_label(str(row["model"]), int(row.get("n_seeds", 1))))]
         cells += [_cell(row, m, places[m], row["model"] in best[m], tex=True) for m in metrics]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]

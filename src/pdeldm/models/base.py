@@ -35,10 +35,17 @@ class DataSpec:
     target_std: float
     predictors: list[str] = field(default_factory=list)
     static_vars: list[str] = field(default_factory=list)
+    #: The coarse input ends with the data module's time-of-day and day-of-year channels.
+    time_features: bool = False
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> DataSpec:
-        """Build from the meta dict; t2m is looked up by name among the predictors."""
+    def from_meta(cls, meta: dict[str, Any], time_features: bool = False) -> DataSpec:
+        """Build from the meta dict; t2m is looked up by name among the predictors.
+
+        ``time_features``: the data module appends its time channels (``data.time_features``).
+        """
+        from pdeldm.data.datasets import TIME_FEATURES
+
         predictors = list(meta["predictors"])
         if "t2m" not in predictors:
             raise InputError(f"meta 'predictors' {predictors} has no 't2m': the models need coarse t2m")
@@ -47,7 +54,7 @@ class DataSpec:
             factor=int(meta["factor"]),
             dx_m=float(meta["dx_m"]),
             dy_m=float(meta["dy_m"]),
-            n_coarse=len(predictors),
+            n_coarse=len(predictors) + (len(TIME_FEATURES) if time_features else 0),
             n_static=len(meta["static_vars"]),
             t2m_channel=predictors.index("t2m"),
             coarse_t2m_mean=float(norm["coarse"]["t2m"]["mean"]),
@@ -56,6 +63,7 @@ class DataSpec:
             target_std=float(norm["target"]["std"]),
             predictors=predictors,
             static_vars=list(meta["static_vars"]),
+            time_features=bool(time_features),
         )
 
     @classmethod

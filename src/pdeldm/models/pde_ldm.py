@@ -1,25 +1,40 @@
 """``pde_ldm``: PDE-informed fine-tuning of the latent diffusion model.
 
-Loss ``L = L_diff + lambda_pde * L_PDE``. The PDE term is evaluated in pixel space, in kelvin,
-on the physical grid, on the field the network currently *predicts*:
+Loss ``L = L_diff + lambda_pde * L_PDE (+ data_weight * L_data)``. The PDE term is evaluated in
+pixel space, in kelvin, on the physical grid, on the field the network currently *predicts*:
 
     x0_hat = alpha_t z_t - sigma_t v_hat                  (clean latent from the v-prediction)
     T_hat  = denorm( UNet mean + D(x0_hat / latent_scale) )   [K]
 
-and then either
+restricted to noise levels ``t < pde.t_max`` (at high noise ``x0_hat`` is a blur). Forms
+(``pde.form``):
 
-* ``flux_ratio``: ``|R(T_hat) - R(coarse t2m in K)|`` with the supercell flux ratio of
-  :func:`pdeldm.physics.flux_ratio_loss` (fine spacing dx_m, dy_m; reference spacing factor*dx),
-  divided by ``pde.scale`` metres (default: the cell's size ``cell * dx``) to make it O(1); or
-* ``advection_diffusion``: the mean-square steady residual ``u.grad T - kappa lap T`` with the
-  explicit ERA5 10-m wind of the batch, divided by ``pde.scale`` (K/s).
+* ``flux_ratio`` (the study's, kept for reproduction): ``|R(T_hat) - R(coarse t2m in K)|`` with the
+  supercell flux ratio of :func:`pdeldm.physics.flux_ratio_loss`, divided by ``pde.scale`` metres
+  (default: the cell's size ``cell * dx``). Its best answer is not the truth: it rewards fields
+  whose cell-edge gradients mimic the coarse input, and 50 gradient steps on it move the truth by
+  well under a kelvin while more than halving it (``tests/physics/test_loss_ranking.py``).
+* ``advection_diffusion``: the identified transport equation (:mod:`pdeldm.physics.identified_pde`)
+  with the batch's explicit ERA5 wind, diffusion, relaxation, the static sources and the tendency
+  from the target one hour before and after: ``mean((r(T_hat) / scale)^2)``, ``scale`` defaulting
+  to the residual RMS of the truth on the training times. Documented failure: a 1-cell smoothing of
+  the truth has a smaller residual than the truth (the residual of the truth is the forcing the
+  equation does not know), so its best answer is a slightly over-smooth field.
+* ``advection_diffusion_matched`` (the default proper form): the same equation, matched to the
+  target's: ``mean((HP L(T_hat - T) / scale)^2)`` with ``L = u.grad - kappa lap + 1/tau``. The
+  tendency and the sources cancel, and the only field with zero loss is the target itself: the
+  prediction must satisfy the equation exactly as the truth does, forcing included. It weights
+  errors by the physics: errors along the wind, in curvature and in amplitude.
 
-At high noise ``x0_hat`` is a blur, so the term can be restricted to ``t < pde.t_max``.
+The equation forms take their coefficients from ``pde.coefficients`` (the ``coefficients`` block
+of ``results/physics/pde_coefficients.json``, injected by the training stage and stored in the
+checkpoint).
 
-``pde.data_weight`` (default 0, the study's loss) adds ``data_weight * mean((T_hat - T)^2)`` (in
-target-normalised units) on the same decoded field: without it the trainable decoder receives
-gradients from L_PDE alone and can drift from the data to satisfy the physics term, which costs
-RMSE (the study's trade-off); with it the fine-tuning has to satisfy both.
+``lambda`` = 0 with no data term is the control fine-tuning: the same steps, schedule and EMA
+restart without a physics term (the term is then not even computed).
+
+``val_loss`` (early stopping, LR plateau, checkpoint choice) is ``L_diff + data_weight L_data`` without
+the physics term, which a model can game; ``val_pde`` is logged beside it.
 
 Only ``trainable_parts`` (dotted prefixes of parameter names, e.g. ``denoiser.middle_block``,
 ``autoencoder.decoder``) are updated; everything else keeps ``requires_grad=False``.
@@ -37,6 +52,8 @@ from pdeldm.models.diffusion import LDMModel
 
 DEFAULT_TRAINABLE = ["denoiser.middle_block", "denoiser.output_blocks", "denoiser.upsamplers", "denoiser.out",
                      "autoencoder.decoder"]
+FORMS = ("flux_ratio", "advection_diffusion", "advection_diffusion_matched")
+EQUATION_FORMS = ("advection_diffusion", "advection_diffusion_matched")
 
 
 class PDELDMModel(LDMModel):
@@ -48,20 +65,35 @@ class PDELDMModel(LDMModel):
         super().__init__(hp)
         pde = dict(self.cfg.get("pde") or {})
         self.pde_form = str(pde.get("form", "flux_ratio"))
-        if self.pde_form not in ("flux_ratio", "advection_diffusion"):
-            raise ConfigError(f"models.pde_ldm.pde.form must be 'flux_ratio' or 'advection_diffusion', "
-                              f"got {self.pde_form!r}")
+        if self.pde_form not in FORMS:
+            raise ConfigError(f"models.pde_ldm.pde.form must be one of {', '.join(FORMS)}, got {self.pde_form!r}")
         self.lambda_pde = float(pde.get("lambda", 0.01))
         self.data_weight = float(pde.get("data_weight", 0.0))
         self.t_max = int(pde.get("t_max", self.schedule.timesteps // 2))
         self.cell = int(pde.get("cell", 2 * self.spec.factor))
         self.eps = float(pde.get("eps", 1e-6))
         self.sampling = str(pde.get("sampling", "faces"))
-        self.kappa = float(pde.get("kappa", 1.0e3))
-        default_scale = self.cell * self.spec.dx_m if self.pde_form == "flux_ratio" else 1e-4
+        self.coefficients = None
+        if self.pde_form in EQUATION_FORMS:
+            from pdeldm.physics.identified_pde import PDECoefficients
+
+            if not pde.get("coefficients"):
+                raise ConfigError(f"models.pde_ldm.pde.form '{self.pde_form}' needs the identified equation's "
+                                  "coefficients (pde.coefficients, from results/physics/pde_coefficients.json: "
+                                  "run the identify_pde rule)")
+            self.coefficients = PDECoefficients.from_dict(pde["coefficients"])
+        default_scale = (self.cell * self.spec.dx_m if self.pde_form == "flux_ratio"
+                         else self.coefficients.residual_std)
         self.pde_scale = float(pde.get("scale") or default_scale)
+        #: The data module must supply the neighbouring hours and the source fields.
+        self.needs_physics_fields = self.pde_form == "advection_diffusion" and self.physics_active
         self.trainable_parts = list(self.cfg.get("trainable_parts") or DEFAULT_TRAINABLE)
         self.set_trainable(self.trainable_parts)
+
+    @property
+    def physics_active(self) -> bool:
+        """False for the lambda = 0 control without a data term: nothing is decoded then."""
+        return self.lambda_pde != 0 or self.data_weight > 0
 
     def architecture_cfg(self) -> dict[str, Any]:
         return self.hp["sub"]["ldm"]["model"]
@@ -100,15 +132,17 @@ class PDELDMModel(LDMModel):
         """
         keep = terms["t"] < self.t_max
         zero = terms["loss"].new_zeros(())
-        if not bool(keep.any()):
+        if not bool(keep.any()) or not self.physics_active:
             return zero, zero
         # float32 throughout: in bf16 a temperature near 290 K is only resolved to ~1 K, and
         # finite differences of neighbouring values would be noise.
         with torch.autocast(device_type=self.device.type, enabled=False):
             field = self.predicted_field_kelvin(terms["z_t"][keep], terms["t"][keep], terms["v_hat"][keep],
                                                 terms["mean"][keep])
-            sub = {k: v[keep] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() == 4}
-            pde = self.physics_term(field, sub)
+            n = keep.shape[0]
+            sub = {k: v[keep] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() > 1
+                   and v.shape[0] == n}
+            pde = self.physics_term(field, sub) if self.lambda_pde != 0 else zero
             if self.data_weight <= 0:
                 return pde, zero
             data = torch.mean(((field - self.spec.denormalise(sub["target"].float())) / self.spec.target_std) ** 2)
@@ -116,7 +150,8 @@ class PDELDMModel(LDMModel):
 
     def physics_term(self, field_k: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The configured PDE loss of a field in K (dimensionless after scaling)."""
-        from pdeldm.physics import advection_diffusion_loss, flux_ratio_loss
+        from pdeldm.physics import flux_ratio_loss
+        from pdeldm.physics.identified_pde import equation_residual, matched_residual, source_fields
 
         dx, dy = self.spec.dx_m, self.spec.dy_m
         if self.pde_form == "flux_ratio":
@@ -126,8 +161,17 @@ class PDELDMModel(LDMModel):
                                    reference_dx=f * dx, reference_dy=f * dy, sampling=self.sampling)
             return loss / self.pde_scale
         wind = batch["wind"].float()
-        return advection_diffusion_loss(field_k, wind[:, 0:1], wind[:, 1:2], dx, dy, self.kappa,
-                                        tendency=None, scale=self.pde_scale)
+        u, v = wind[:, 0:1], wind[:, 1:2]
+        if self.pde_form == "advection_diffusion_matched":
+            truth = self.spec.denormalise(batch["target"].float())
+            residual = matched_residual(field_k, truth, u, v, dx, dy, self.coefficients)
+        else:
+            surface, phases = batch["surface"].float(), batch["phases"].float()
+            sources = source_fields(surface[:, 0:1], surface[:, 1:2], surface[:, 2:3], phases[:, 0], phases[:, 1])
+            residual = equation_residual(field_k, self.spec.denormalise(batch["target_prev"].float()),
+                                         self.spec.denormalise(batch["target_next"].float()), u, v, sources, dx, dy,
+                                         self.coefficients)
+        return torch.mean((residual / self.pde_scale) ** 2)
 
     def _losses(self, batch: Batch, denoiser: torch.nn.Module, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,20 +180,27 @@ class PDELDMModel(LDMModel):
         pde, data = self.pixel_terms(batch, terms)
         return terms["loss"] + self.lambda_pde * pde + self.data_weight * data, terms["loss"], pde, data
 
-    def _log_losses(self, stage: str, batch: Batch, losses: tuple[torch.Tensor, ...]) -> None:
-        names = ("loss", "diff", "pde", "data") if self.data_weight > 0 else ("loss", "diff", "pde")
-        for name, value in zip(names, losses):
+    def _log(self, stage: str, batch: Batch, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
             self.log(f"{stage}_{name}", value, on_step=False, on_epoch=True, batch_size=batch["target"].shape[0],
                      sync_dist=stage == "val")
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        losses = self._losses(batch, self.denoiser)
-        self._log_losses("train", batch, losses)
-        return losses[0]
+        loss, diff, pde, data = self._losses(batch, self.denoiser)
+        values = {"loss": loss, "diff": diff, "pde": pde}
+        if self.data_weight > 0:
+            values["data"] = data
+        self._log("train", batch, values)
+        return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         gen = torch.Generator().manual_seed(7_919 * (batch_idx + 1))
-        self._log_losses("val", batch, self._losses(batch, self.denoiser_ema.shadow, gen))
+        total, diff, pde, data = self._losses(batch, self.denoiser_ema.shadow, gen)
+        # Checkpoint choice without the physics term, which a model could game.
+        values = {"loss": diff + self.data_weight * data, "diff": diff, "pde": pde, "total": total}
+        if self.data_weight > 0:
+            values["data"] = data
+        self._log("val", batch, values)
 
     def optimizer_cfg(self) -> dict[str, Any]:
         opt = {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}

@@ -81,7 +81,7 @@ def build_model(name: str, cfg: dict[str, Any], meta: dict[str, Any],
     missing = [d for d in DEPENDENCIES[name] if d not in deps]
     if missing:
         raise InputError(f"training '{name}' needs the checkpoint(s) of {missing}")
-    spec = DataSpec.from_meta(meta)
+    spec = DataSpec.from_meta(meta, time_features=bool(cfg["data"]["time_features"]))
     hp: dict[str, Any] = {"name": name, "model": dict((cfg.get("models") or {}).get(name) or {}),
                           "spec": spec.to_dict(), "sub": {}}
     if name == "autoencoder":
@@ -139,7 +139,7 @@ def config_hparams(name: str, cfg: dict[str, Any], meta: dict[str, Any]) -> dict
     any checkpoint (e.g. on the meta device).
     """
     model_class(name)
-    spec = DataSpec.from_meta(meta).to_dict()
+    spec = DataSpec.from_meta(meta, time_features=bool(cfg["data"]["time_features"])).to_dict()
 
     def block(n: str) -> dict[str, Any]:
         return {"model": dict((cfg.get("models") or {}).get(n) or {}), "spec": spec}

@@ -58,10 +58,11 @@ def plot_calibration(
     n_members: dict[str, int] = {}
     top = 1.0
     for j, model in enumerate(ranked):
-        part = ranks[ranks["model"] == model].sort_values("rank")
+        # several files per model (training seeds): pool their counts
+        part = ranks[ranks["model"] == model].groupby("rank", as_index=False)["count"].sum().sort_values("rank")
         n_bins = len(part)
         n_members[model] = n_bins - 1
-        rel = part["frequency"].to_numpy(float) * n_bins
+        rel = part["count"].to_numpy(float) / part["count"].sum() * n_bins
         top = max(top, float(rel.max()))
         x = part["rank"].to_numpy(float) + (j - (len(ranked) - 1) / 2) * width
         ax_rank.bar(x, rel, width=width, color=model_color(model), label=f"{model_label(model)} ({n_bins - 1} members)",

@@ -14,10 +14,14 @@ from pdeldm.plotting.style import model_color, model_label, order_models, save_f
 
 
 def read_rapsd_csvs(rapsd_csvs: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Concatenate ``model, k, wavelength_km, power_pred, power_truth`` tables; drop k = 0."""
+    """Concatenate ``model, k, wavelength_km, power_pred, power_truth`` tables; drop k = 0.
+
+    A model with several files (one per training seed) gets the mean spectrum over them.
+    """
     data = pd.concat([pd.read_csv(path) for path in rapsd_csvs], ignore_index=True)
     data["model"] = data["model"].astype(str)
-    return data[(data["k"] > 0) & np.isfinite(data["wavelength_km"])]
+    data = data[(data["k"] > 0) & np.isfinite(data["wavelength_km"])]
+    return data.groupby(["model", "k"], as_index=False)[["wavelength_km", "power_pred", "power_truth"]].mean()
 
 
 def _wavelength_ticks(ax: plt.Axes, wavelengths: pd.Series) -> None:

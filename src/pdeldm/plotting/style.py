@@ -18,17 +18,10 @@ import seaborn as sns  # noqa: E402
 
 # One model order and one set of display units for figures and tables.
 from pdeldm.evaluation.tables import DISPLAY_SCALE, MODEL_ORDER  # noqa: E402
+from pdeldm.evaluation.tables import MODEL_LABELS as TABLE_LABELS  # noqa: E402
 from pdeldm.io import atomic_output  # noqa: E402
 
-MODEL_LABELS: dict[str, str] = {
-    "interpolation": "Interpolation",
-    "unet": "UNet",
-    "gan": "GAN",
-    "ldm": "LDM",
-    "pde_ldm": "PDE-LDM",
-    "coarse": "ERA5 (coarse)",
-    "truth": "COSMO-CLM",
-}
+MODEL_LABELS: dict[str, str] = {**TABLE_LABELS, "coarse": "ERA5 (coarse)", "truth": "COSMO-CLM"}
 
 # Colour-blind-safe palette (Okabe-Ito); the truth is black in line plots.
 MODEL_COLORS: dict[str, str] = {
@@ -36,7 +29,9 @@ MODEL_COLORS: dict[str, str] = {
     "unet": "#56B4E9",
     "gan": "#E69F00",
     "ldm": "#009E73",
-    "pde_ldm": "#D55E00",
+    "ldm_control": "#CC79A7",
+    "pde_ldm_flux": "#D55E00",
+    "pde_ldm_adv": "#882255",
     "coarse": "#0072B2",
     "truth": "#000000",
 }
@@ -49,16 +44,20 @@ METRIC_LABELS: dict[str, str] = {
     "r2": "R² [-]",
     "pcc": "PCC [-]",
     "ssim": "SSIM [-]",
-    "flux_ratio": "FluxRatio vs ERA5 [km]",
-    "flux_ratio_truth": "FluxRatio vs COSMO-CLM [km]",
-    "spectral_slope_diff": "Spectral slope diff. [-]",
+    "pde_residual": "PDE residual, twin [K/h]",
+    "pde_residual_identified": "PDE residual, identified [K/h]",
+    "spectral_slope_diff": "Fine-band slope diff. [-]",
+    "spectral_lsd": "Fine-band LSD [dB]",
+    "grad_w1": "|∇T| W1 [K/km]",
+    "study_flux_ratio": "Study FluxRatio [px]",
+    "study_spectral_slope_diff": "Study slope diff. [-]",
     "crps": "CRPS [K]",
     "spread_skill": "Spread/skill [-]",
     "rmse_ensmean": "RMSE ens. mean [K]",
     "spread": "Ensemble spread [K]",
 }
 
-#: Display-only unit changes (CSV unit -> label unit): the flux ratio is computed in metres.
+#: Display-only unit changes (CSV unit -> label unit).
 METRIC_DISPLAY_SCALE: dict[str, float] = dict(DISPLAY_SCALE)
 
 
