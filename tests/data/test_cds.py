@@ -190,7 +190,7 @@ def test_cli_without_credentials_is_one_line_error(tmp_path: Path, monkeypatch: 
     out = tmp_path / "x.nc"
     rc = cds.main(["--dataset", SINGLE, "--variables", "2m_temperature", "--area", *map(str, AREA),
                    "--year", "2001", "--month", "1", "--out", str(out), "--log", str(tmp_path / "cli.log")])
-    assert rc == 1 and not out.exists()
+    assert rc == cds.EXIT_PERMANENT and not out.exists()  # not worth retrying
     err = capsys.readouterr().err
     assert "no CDS credentials" in err and "Traceback" not in err
 
@@ -253,49 +253,57 @@ def test_server_errors_beyond_retry_max_give_one_clear_error(cds_server: CDSTest
     assert not target.exists() and leftovers(tmp_path) == []
 
 
-# what the real client raises for each truncation (for the record; our error wraps them all)
-TRUNCATION_ERRORS = {
-    ("legacy", "close"): "ChunkedEncodingError",
-    ("legacy", "short"): "Download failed: downloaded",
-    ("token", "close"): "ChunkedEncodingError",
-    ("token", "short"): "File size mismatch",
-}
-
-
 @pytest.mark.parametrize("mode", ["close", "short"])
-def test_truncated_download_leaves_no_file(cds_server: CDSTestServer, protocol: str, mode: str,
-                                           tmp_path: Path, log: logging.Logger, fast_sleep: list[float]) -> None:
+def test_broken_download_keeps_the_finished_job_and_the_next_run_does_not_resubmit(
+        cds_server: CDSTestServer, protocol: str, mode: str, tmp_path: Path, log: logging.Logger) -> None:
+    """A dropped ('close') or short transfer is resumed; when it stays broken, the next run downloads
+    the finished result again instead of queueing the request again."""
     cds_server.faults.truncate = mode
     req = cds.build_request(["2m_temperature"], 2001, 6, AREA, times=HOURS)
     target = tmp_path / "m.nc"
     target.write_text("stale month from an earlier run")
-    with pytest.raises(cds.CDSError) as info:
+    with pytest.raises(cds.TransientCDSError) as info:
         cds.retrieve_month(SINGLE, req, target, **creds(cds_server, protocol), **FAST, log=log)
-    assert TRUNCATION_ERRORS[(protocol, mode)] in str(info.value)
+    assert "2001-06" in str(info.value) and str(target) in str(info.value)
+    assert "stopped at" in str(info.value)
     assert not target.exists(), "a failed fetch must not leave a file at the target"
-    assert leftovers(tmp_path) == [], "no temporary or partial files either"
-    downloads = cds_server.count("GET", r"^/download/")
-    if (protocol, mode) == ("legacy", "close"):
-        assert downloads == 1  # not retried by the legacy client
-    elif (protocol, mode) == ("token", "short"):
-        assert downloads == 1  # multiurl's size assertion is not retried
-    else:
-        assert downloads == FAST["retry_max"]
-    if (protocol, mode) == ("legacy", "short"):
-        assert 10 in fast_sleep  # the legacy resume waits a fixed 10 s first
+    assert cds_server.count("GET", r"^/download/") == FAST["retry_max"]  # bounded, each resuming
+    # only the scratch folder with the finished job (and the bytes received) is left
+    assert leftovers(tmp_path) == [".m.nc.fetch"]
+    assert sorted(p.name for p in cds.workdir_of(target).iterdir()) == ["download.part", "job.json", "lock"]
+
+    cds_server.faults.truncate = None
+    cds.retrieve_month(SINGLE, req, target, **creds(cds_server, protocol), **FAST, log=log)
+    assert_matches_server(target, SINGLE, req)
+    assert len(cds_server.submissions) == 1, "the finished job is downloaded again, not re-submitted"
+    assert leftovers(tmp_path) == ["m.nc"]
+    assert "not submitting again" in log_text(tmp_path)
 
 
-@pytest.mark.parametrize(("proto", "mode"), [("legacy", "short"), ("token", "close")])
-def test_truncated_once_is_resumed(cds_server: CDSTestServer, proto: str, mode: str, tmp_path: Path,
-                                   log: logging.Logger, fast_sleep: list[float]) -> None:
+@pytest.mark.parametrize("mode", ["close", "short"])
+def test_truncated_once_is_resumed_with_range(cds_server: CDSTestServer, protocol: str, mode: str,
+                                              tmp_path: Path, log: logging.Logger) -> None:
     cds_server.faults.truncate = mode
     cds_server.faults.truncate_count = 1
     req = cds.build_request(["2m_temperature"], 2001, 7, AREA, times=HOURS)
     target = tmp_path / "m.nc"
-    cds.retrieve_month(SINGLE, req, target, **creds(cds_server, proto), **FAST, log=log)
+    cds.retrieve_month(SINGLE, req, target, **creds(cds_server, protocol), **FAST, log=log)
     assert_matches_server(target, SINGLE, req)
-    assert (proto == "legacy" and "Resuming download" in log_text(tmp_path)) or proto == "token"
-    assert cds_server.count("GET", r"^/download/") == 2
+    assert "resuming the download at byte" in log_text(tmp_path)
+    downloads = [(m, s) for m, p, s in cds_server.hits if m == "GET" and p.startswith("/download/")]
+    assert downloads == [("GET", 200), ("GET", 206)]  # the second asked only for the missing bytes
+    assert len(cds_server.submissions) == 1
+
+
+def test_server_ignoring_range_gets_the_whole_file_again(cds_server: CDSTestServer, tmp_path: Path,
+                                                         log: logging.Logger) -> None:
+    cds_server.faults.truncate, cds_server.faults.truncate_count = "short", 1
+    cds_server.faults.no_range = True
+    req = cds.build_request(["2m_temperature"], 2001, 7, AREA, times=HOURS)
+    target = tmp_path / "m.nc"
+    cds.retrieve_month(SINGLE, req, target, **creds(cds_server, "token"), **FAST, log=log)
+    assert_matches_server(target, SINGLE, req)
+    assert "downloading the whole file again" in log_text(tmp_path)
 
 
 def test_failed_job_surfaces_server_message(cds_server: CDSTestServer, protocol: str, tmp_path: Path,
