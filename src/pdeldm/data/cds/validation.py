@@ -129,7 +129,7 @@ def check_nan_pattern(ds: xr.Dataset, variables: Sequence[str]) -> None:
             stamp = np.datetime_as_string(ds[tdim].values[first], unit="m")
             raise InputError(
                 f"variable '{name}' has missing values that move between time steps: at {stamp} "
-                f"{int(differs[first])} cells differ from the first time step's mask "
+                f"{int(differs[first])} cell(s) differ from the first time step's mask "
                 f"({int(np.count_nonzero(differs))} of {missing.shape[0]} time steps differ); a land "
                 "mask is the same at every time step, so the values are corrupt"
             )
