@@ -1,14 +1,13 @@
 """``pdeldm downscale`` / ``pdeldm info`` on a small twin: same fields as the workflow, clear errors.
 
-One module-scoped fixture runs the workflow's own path on a 32 x 32 twin region for three days
-(twin -> store -> training of interpolation, unet and gan -> predict on the test day); the tests
-then downscale the twin's ERA5 files with those checkpoints and compare, and feed them broken
+The session fixture ``twin_workflow`` (tests/conftest.py) runs the workflow's own path on a small
+twin region (twin -> store -> training of interpolation, unet and gan -> predict); the tests then
+downscale the twin's ERA5 files with those checkpoints and compare, and feed them broken
 inputs. The ensemble models are compared in tests/workflow/test_pipeline.py on the CI run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -22,44 +21,17 @@ import xarray as xr
 
 from pdeldm import cli
 from pdeldm.data.static import extract_region
-from pdeldm.data.store import build_store
-from pdeldm.data.twin import simulate_twin
 from pdeldm.downscale import downscale
 from pdeldm.errors import InputError
-from pdeldm.predict import predict
-from pdeldm.train import train
-
-_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("test_train.py"))
-helpers = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("_train_helpers", helpers)
-_spec.loader.exec_module(helpers)  # type: ignore[union-attr]
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = {"rlat0": -9.405, "rlon0": -8.245, "ny": 32, "nx": 32}
-SPLIT = {"train": ["2001-03-01", "2001-03-01"], "val": ["2001-03-02", "2001-03-02"],
-         "test": ["2001-03-03", "2001-03-03"]}
 MODELS = ["interpolation", "unet", "gan"]
 
 
 @pytest.fixture(scope="module")
-def dag(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    root = tmp_path_factory.mktemp("downscale")
-    static = root / "static.nc"
-    extract_region(REPO / "data" / "static" / "eur11_static.nc", REGION, static)
-    simulate_twin(static, "2001-03-01", "2001-03-03", 3, {"spinup_days": 0.5}, root / "era5", root / "cosmo", None)
-    era5 = sorted((root / "era5").glob("*.nc"))
-    store, meta = root / "store.zarr", root / "store.json"
-    build_store(era5, sorted((root / "cosmo").glob("*.nc")), static, store, meta,
-                {"factor": 8, "predictors": ["t2m", "u10", "v10"], "split": SPLIT})
-    cfg = helpers.tiny_cfg()
-    cfg["evaluation"] = {"time_stride": 5, "members": 1, "batch_size": 3}
-    ckpts: dict[str, Path] = {}
-    for name in MODELS:
-        out = root / "models" / name
-        train(name, cfg, store, meta, {}, out / "model.ckpt", out / "metrics.csv", root / "work" / name, None)
-        ckpts[name] = out / "model.ckpt"
-        predict(name, cfg, store, meta, ckpts, root / "pred" / f"{name}.nc", None)
-    return SimpleNamespace(root=root, static=static, era5=era5, store=store, meta=meta, cfg=cfg, ckpts=ckpts)
+def dag(twin_workflow: SimpleNamespace) -> SimpleNamespace:
+    return twin_workflow
 
 
 @pytest.mark.parametrize("name", MODELS)
