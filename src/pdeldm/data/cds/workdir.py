@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -97,7 +98,9 @@ class FetchWorkdir:
         self._remove_stale()
 
     def _remove_stale(self) -> None:
-        stale = [p for p in self.target.parent.glob(f".{self.target.name}.*") if p != self.path]
+        # older versions' scratch folders (tempfile: 8 random characters) and killed atomic writes
+        leftover = re.compile(rf"\.{re.escape(self.target.name)}\.([a-z0-9_]{{8}}|tmp-\d+)")
+        stale = [p for p in self.target.parent.iterdir() if leftover.fullmatch(p.name)]
         saved = self.saved_job()
         for name in os.listdir(self.path):
             if name == LOCK_FILE or (saved is not None and name in (JOB_FILE, PART_FILE)):
