@@ -28,7 +28,8 @@ def _downscale_parser(sub: argparse._SubParsersAction) -> None:
                     "model and write T_2M(realization, time, rlat, rlon) in K to a CF netCDF file with the grid "
                     "mapping. The noise of realization m at time t comes from (seed, m, index), index = time "
                     "steps from the time origin; the defaults (the training seed, the training store's first "
-                    "time) reproduce the workflow's predictions for the same times and members.",
+                    "time) reproduce the workflow's predictions for the same times and --members "
+                    "(evaluation.members).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--checkpoint", type=Path, required=True,
@@ -39,7 +40,8 @@ def _downscale_parser(sub: argparse._SubParsersAction) -> None:
                    help="static fields on the checkpoint's grid, e.g. resources/static/italy.nc")
     p.add_argument("--out", type=Path, required=True, help="netCDF file to write")
     p.add_argument("--members", type=int, default=None,
-                   help="realizations of a stochastic model (default: the training run's evaluation.members)")
+                   help="realizations of a stochastic model (the workflow uses evaluation.members; default: "
+                        "pdeldm.predict's default, 10)")
     p.add_argument("--steps", type=int, default=None,
                    help="DDIM sampler steps of a diffusion model (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default: the training run's seed)")

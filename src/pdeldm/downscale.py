@@ -20,7 +20,8 @@ Reproducibility: the noise of member ``m`` at time ``t`` comes from
 :func:`pdeldm.predict.sample_generator` ``(seed, m, index)``, where ``index`` is the number of time
 steps from the *time origin* to ``t``. The defaults -- the training run's seed and the training
 store's first time as origin -- make ``index`` the store's time index, so for the times of the
-workflow's test period the fields equal the workflow's predictions (given the same members).
+workflow's test period the fields equal the workflow's predictions (with ``members`` =
+``evaluation.members`` of the workflow's config).
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ import xarray as xr
 from pdeldm.errors import InputError
 from pdeldm.io import atomic_output
 from pdeldm.logs import stage_logger
-
-DEFAULT_MEMBERS = 10
-
 
 @dataclass
 class DownscalePlan:
@@ -160,6 +158,7 @@ def plan_downscaling(checkpoint: str | os.PathLike[str], era5_files: Sequence[st
     from pdeldm.data.store import predictor_regridder
     from pdeldm.model_card import data_of
     from pdeldm.models.registry import load_model, read_checkpoint
+    from pdeldm.predict import DEFAULT_EVALUATION
 
     log = log or stage_logger("downscale")
     checkpoint = Path(checkpoint)
@@ -186,7 +185,8 @@ def plan_downscaling(checkpoint: str | os.PathLike[str], era5_files: Sequence[st
 
     config = info.get("config") or {}
     if model.stochastic:
-        members = int(members or (config.get("evaluation") or {}).get("members") or DEFAULT_MEMBERS)
+        # the workflow records only the config sections a training depends on (no `evaluation`)
+        members = int(members or (config.get("evaluation") or {}).get("members") or DEFAULT_EVALUATION["members"])
     else:
         if members not in (None, 1):
             log.warning("%s is deterministic: writing one realization, not %s", model.name, members)
