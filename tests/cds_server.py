@@ -32,6 +32,7 @@ import json
 import re
 import tempfile
 import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -186,22 +187,40 @@ def _netcdf_bytes(ds: xr.Dataset) -> bytes:
         return path.read_bytes()
 
 
-def make_payload(dataset: str, request: dict[str, Any], drop: list[str] | None = None) -> tuple[bytes, str, str]:
+def _with_faults(ds: xr.Dataset, grid_shift: float, moving_nans: bool) -> xr.Dataset:
+    """A faulty server's version of ``ds``: grid shifted by ``grid_shift`` degrees, SST NaNs that move."""
+    if grid_shift:
+        ds = ds.assign_coords(latitude=ds["latitude"] + grid_shift, longitude=ds["longitude"] + grid_shift)
+    if moving_nans and "sst" in ds.data_vars:
+        values = ds["sst"].values.copy()
+        for t in range(values.shape[0]):  # one extra NaN per time step, at a different sea cell each time
+            values[t, -1, t % values.shape[2]] = np.nan
+        ds["sst"] = ds["sst"].copy(data=values)
+    return ds
+
+
+def make_payload(dataset: str, request: dict[str, Any], drop: list[str] | None = None,
+                 grid_shift: float = 0.0, moving_nans: bool = False) -> tuple[bytes, str, str]:
     """``(bytes, file name, content type)`` of the CDS answer to ``request``.
 
-    ``drop`` lists short names to leave out (a faulty server), to test the validation.
+    ``drop`` lists short names to leave out, ``grid_shift`` moves the grid off the 0.25-degree
+    lattice and ``moving_nans`` adds SST NaNs that change between time steps (a faulty server), to
+    test the validation.
     """
     if drop:
         request = {**request, "variable": [v for v in request["variable"] if VARIABLES[v][0] not in drop]}
     kinds = {VARIABLES[v][6] for v in request["variable"]}
+
+    def build(step_type: str | None = None) -> bytes:
+        return _netcdf_bytes(_with_faults(make_cds_dataset(dataset, request, step_type), grid_shift, moving_nans))
+
     if len(kinds) == 1:
-        return _netcdf_bytes(make_cds_dataset(dataset, request)), "data.nc", "application/netcdf"
+        return build(), "data.nc", "application/netcdf"
     # mixed step types: the new CDS zips one netCDF per step type, whatever download_format says
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for kind in sorted(kinds, reverse=True):  # instant first, then accum
-            archive.writestr(f"data_stream-oper_stepType-{kind}.nc",
-                             _netcdf_bytes(make_cds_dataset(dataset, request, step_type=kind)))
+            archive.writestr(f"data_stream-oper_stepType-{kind}.nc", build(kind))
     return buffer.getvalue(), "data.zip", "application/zip"
 
 
@@ -247,6 +266,10 @@ class Faults:
     fail_reason: str = "The request could not be processed by the adaptor"
     drop_variables: list[str] = field(default_factory=list)  #: short names left out of the payload
     corrupt: bool = False  #: send an HTML page instead of netCDF (with the right size announced)
+    grid_shift: float = 0.0  #: degrees added to every latitude and longitude (off the 0.25 lattice)
+    moving_nans: bool = False  #: SST NaNs at a different cell every time step (not a land mask)
+    stall_seconds: float = 0.0  #: the next download sends part of the file, then waits this long
+    no_range: bool = False  #: ignore Range headers (answer 200 with the whole file)
 
 
 @dataclass
@@ -350,11 +373,13 @@ class CDSTestServer:
     def new_job(self, protocol: str, dataset: str, request: dict[str, Any]) -> Job:
         with self.lock:
             drop, corrupt = list(self.faults.drop_variables), self.faults.corrupt
+            shift, moving = self.faults.grid_shift, self.faults.moving_nans
         if corrupt:
             payload, filename, content_type = (b"<html><body>502 Bad Gateway</body></html>\n" * 20,
                                                "data.nc", "application/netcdf")
         else:
-            payload, filename, content_type = make_payload(dataset, request, drop=drop)
+            payload, filename, content_type = make_payload(dataset, request, drop=drop, grid_shift=shift,
+                                                           moving_nans=moving)
         with self.lock:
             f = self.faults
             job = Job(id=f"job-{next(self._ids):04d}", protocol=protocol, dataset=dataset,
@@ -615,10 +640,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, start = 200, 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-        if match and int(match.group(1)) < len(data):
+        if match and int(match.group(1)) < len(data) and not self.cds.faults.no_range:
             status, start = 206, int(match.group(1))
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
         body = data[start:]
+        with self.cds.lock:
+            stall, self.cds.faults.stall_seconds = self.cds.faults.stall_seconds, 0.0
+        if stall:
+            # send the headers and part of the body, then hang (bounded) like a stuck transfer
+            self.send_response(status)
+            self.send_header("Content-Type", job.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            half = len(body) // 2
+            self.wfile.write(body[:half])
+            self.wfile.flush()
+            with self.cds.lock:
+                self.cds.hits.append((self.command, urlparse(self.path).path, status))
+            time.sleep(min(stall, 60.0))
+            try:
+                self.wfile.write(body[half:])
+            except OSError:  # the client is gone
+                pass
+            return
         mode = self.cds.take_truncation()
         if mode is None:
             self._send(status, body, job.content_type, headers)

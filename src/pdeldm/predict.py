@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdeldm.data.cosmo import GRID_MAPPING_VARIABLE, LAEA_GRID_MAPPING_NAME, LAEA_PARAM_KEYS
+from pdeldm.data.cosmo import LAEA_PARAM_KEYS
 from pdeldm.errors import InputError
 from pdeldm.io import atomic_output, read_json
+from pdeldm.logs import stage_logger
+from pdeldm.prediction_file import create_prediction_file, history_line, write_slice
 
 #: Store attributes that describe the grid mapping (written by store.build_store).
 _GRID_MAPPING_KEYS = frozenset({"grid_mapping_name", "crs_wkt", "grid_north_pole_latitude", "grid_north_pole_longitude",
                                 "north_pole_grid_longitude", *LAEA_PARAM_KEYS})
-from pdeldm.logs import stage_logger
 
 DEFAULT_EVALUATION: dict[str, Any] = {"time_stride": 1, "members": 10, "batch_size": 16}
 
@@ -79,50 +80,6 @@ def _check_spec(model: Any, meta: dict[str, Any], logger: Any) -> None:
         logger.warning("store normalisation differs from the checkpoint's; using the checkpoint's")
 
 
-def _create_file(path: Path, coords: dict[str, np.ndarray], members: int, model: str,
-                 attrs: dict[str, Any]) -> Any:
-    """Open a new netCDF file with coordinates and an empty ``T_2M`` (time is unlimited)."""
-    import netCDF4
-
-    nc = netCDF4.Dataset(path, "w", format="NETCDF4")
-    ny, nx = len(coords["rlat"]), len(coords["rlon"])
-    nc.createDimension("member", members)
-    nc.createDimension("time", None)
-    nc.createDimension("rlat", ny)
-    nc.createDimension("rlon", nx)
-    v = nc.createVariable("member", "i4", ("member",))
-    v[:] = np.arange(members)
-    v.long_name = "ensemble member"
-    v = nc.createVariable("time", "f8", ("time",))
-    v.units = "hours since 1970-01-01 00:00:00"
-    v.calendar = "proleptic_gregorian"
-    v.standard_name = "time"
-    for name, std in (("rlat", "grid_latitude"), ("rlon", "grid_longitude")):
-        v = nc.createVariable(name, "f8", (name,))
-        v[:] = coords[name]
-        coord_attrs = {"standard_name": std, "units": "degrees", **coords.get("attrs", {}).get(name, {})}
-        for key, value in coord_attrs.items():
-            v.setncattr(key, value)
-    mapping = dict(coords.get("grid_mapping") or {})
-    mapping_var = None
-    if "grid_mapping_name" in mapping:
-        kind = "laea" if mapping["grid_mapping_name"] == LAEA_GRID_MAPPING_NAME else "rotated"
-        mapping_var = GRID_MAPPING_VARIABLE[kind]
-        gm = nc.createVariable(mapping_var, "i4", ())
-        for k, val in mapping.items():
-            gm.setncattr(k, val)
-    t2m = nc.createVariable("T_2M", "f4", ("member", "time", "rlat", "rlon"), zlib=True, complevel=1,
-                            chunksizes=(1, 1, ny, nx))
-    t2m.units = "K"
-    t2m.standard_name = "air_temperature"
-    t2m.long_name = f"2-m temperature downscaled by {model}"
-    if mapping_var is not None:
-        t2m.grid_mapping = mapping_var
-    for k, val in attrs.items():
-        nc.setncattr(k, val)
-    return nc
-
-
 def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
             ckpts: dict[str, str | os.PathLike[str]], out: str | os.PathLike[str],
             log: str | os.PathLike[str] | None = None, extra_attrs: dict[str, Any] | None = None) -> None:
@@ -155,11 +112,14 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
                 model, len(dataset), stride, members, batch_size, device)
 
     t0 = time.perf_counter()
-    attrs = {"model": model, "members": members, "time_stride": stride, "seed": seed,
-             "checkpoint": str(ckpts[model]), "Conventions": "CF-1.8", **(extra_attrs or {})}
+    attrs = {"Conventions": "CF-1.8", "title": f"2-m temperature downscaled by {model} (test period)",
+             "source": f"pdeldm {model} model, checkpoint {ckpts[model]}",
+             "history": history_line(f"pdeldm predict {model}, {members} member(s), time stride {stride} h, seed {seed}"),
+             "model": model, "members": members, "time_stride": stride, "seed": seed,
+             "checkpoint": str(ckpts[model]), **(extra_attrs or {})}
     out = Path(out)
     with atomic_output(out) as tmp:
-        nc = _create_file(tmp, coords, members, model, attrs)
+        nc = create_prediction_file(tmp, coords, members, model, attrs)
         try:
             pos = 0
             for batch in loader:
@@ -170,11 +130,7 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
                 with torch.inference_mode():
                     fields = net.generate(inputs, members=members, generators=gens)  # [M, B, 1, H, W]
                 kelvin = net.spec.denormalise(fields.float())[:, :, 0].cpu().numpy().astype(np.float32)
-                times = coords["time"][index]
-                hours = (times - np.datetime64("1970-01-01T00:00:00", "ns")) / np.timedelta64(1, "h")
-                nc["time"][pos:pos + len(index)] = hours
-                nc["T_2M"][:, pos:pos + len(index)] = kelvin
-                pos += len(index)
+                pos = write_slice(nc, pos, coords["time"][index], kelvin)
                 if pos == len(index) or pos * 10 // len(dataset) != (pos - len(index)) * 10 // len(dataset):
                     logger.info("predicted %d/%d times (%.1f s)", pos, len(dataset), time.perf_counter() - t0)
         finally:

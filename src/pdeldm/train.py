@@ -188,6 +188,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from pdeldm.callbacks import EMACallback, EpochMetricsLogger, ExactResume, LastCheckpoint, write_metrics_csv
+    from pdeldm.model_card import training_record
     from pdeldm.models.registry import build_model, save_model
 
     # Frozen dependencies are kept in eval mode on purpose.
@@ -201,7 +202,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     if model == "interpolation":  # nothing to learn: a config-only checkpoint keeps the DAG uniform
         module = build_model(model, cfg, meta_dict, deps)
-        save_model(module, out_ckpt, {"trained": False})
+        save_model(module, out_ckpt, {"trained": False, **training_record(cfg, store, meta_dict, [])})
         write_metrics_csv(out_metrics, [])
         logger.info("interpolation: wrote config-only checkpoint %s", out_ckpt)
         return
@@ -277,7 +278,8 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
             "seconds": round(time.perf_counter() - t_start, 1), "precision": precision}
     module.cpu()
-    save_model(module, out_ckpt, info)
+    # the data spec, grid, config and metrics travel with the weights (pdeldm downscale / info)
+    save_model(module, out_ckpt, {**info, **training_record(cfg, store, meta_dict, metrics_cb.rows)})
     write_metrics_csv(out_metrics, metrics_cb.rows)
     write_json(workdir / "final.json", info)
     logger.info("wrote %s (best epoch %s, val_loss %s) and %s in %.1f s", out_ckpt, best_epoch,

@@ -7,12 +7,17 @@ computed independently (dense sampling of each target cell); the rotated target 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyproj
 import pytest
 import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the shared checker helper
+
+from cf_check import cf_report  # noqa: E402
 
 from pdeldm.data.regrid import TargetGrid
 from pdeldm.data.static import REGIONS, extract_region, load_static
@@ -105,6 +110,14 @@ def cfg_for(files, land_cover_spec=True):
         "land_cover": {"file": str(files["lc"]), "variable": "lccs", "classes": 16} if land_cover_spec else None,
     }
     return cfg
+
+
+def test_static_inputs_file_is_cf_compliant(rotated, tmp_path):
+    """compliance-checker --test cf:1.8: no errors, no warnings."""
+    root, target, _, _, files = rotated
+    out = tmp_path / "static_inputs.nc"
+    build_static_inputs(cfg_for(files), target, out)
+    assert cf_report(out, tmp_path) == {"errors": [], "warnings": []}
 
 
 def test_rotated_target_from_latlon_sources(rotated):

@@ -153,10 +153,11 @@ def test_wind_matrix_shape_is_checked(laea_store):
 
 def test_predictions_carry_the_projection(laea_store, tmp_path):
     """The prediction file written for this store keeps x/y in metres and the LAEA grid mapping."""
-    from pdeldm.predict import _create_file, store_coords
+    from pdeldm.predict import store_coords
+    from pdeldm.prediction_file import create_prediction_file
 
     grid, _, store, _ = laea_store
-    nc = _create_file(tmp_path / "pred.nc", store_coords(store), members=1, model="unet", attrs={})
+    nc = create_prediction_file(tmp_path / "pred.nc", store_coords(store), members=1, model="unet", attrs={})
     nc.close()
     with xr.open_dataset(tmp_path / "pred.nc") as ds:
         assert ds["rlat"].attrs["units"] == "m" and ds["rlon"].attrs["standard_name"] == "projection_x_coordinate"

@@ -136,3 +136,33 @@ def test_failed_fetch_fails_the_job_without_output(cds_server: CDSTestServer, wo
     log = (run / "logs/fetch_era5/surface_2001_01.log").read_text()
     assert "Request too large: reduce the number of fields" in log
     assert "Traceback" not in log
+
+
+def test_rule_retries_transient_failures_only(cds_server: CDSTestServer, workdir: Path) -> None:
+    """With era5.retries = 2: a failed CDS job is submitted once (exit 2, not retried); a download
+    that breaks on every transfer of the first attempt is finished by the second attempt of the
+    same job, from the same CDS job (no second submission)."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["era5"]["retries"] = 2
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run = workdir / "run"
+    target = "resources/era5/surface/era5_surface_2001_01.nc"
+
+    cds_server.faults.fail_message = "Request too large: reduce the number of fields"
+    proc = snakemake(workdir, cds_server, target)
+    assert proc.returncode != 0 and not (run / target).exists()
+    assert len(cds_server.submissions) == 1, "a permanent failure is not re-submitted"
+    log = (run / "logs/fetch_era5/surface_2001_01.log").read_text()
+    assert "not retried" in log and "group 'surface'" in log and "2001-01" in log
+    assert "non-zero exit status 2" in proc.stdout + proc.stderr  # permanent (75 would be transient)
+
+    cds_server.reset()
+    cds_server.faults.truncate = "close"
+    cds_server.faults.truncate_count = CONFIG["era5"]["retry_max"]  # every transfer of the first attempt
+    proc = snakemake(workdir, cds_server, target)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(cds_server.submissions) == 1
+    assert cds_server.count("GET", r"^/download/") == CONFIG["era5"]["retry_max"] + 1
+    log = (run / "logs/fetch_era5/surface_2001_01.log").read_text()
+    assert "attempt 1 of 3 failed, trying again" in log and "not submitting again" in log
+    assert not list((run / "resources/era5/surface").glob(".*")), "no scratch folder left behind"

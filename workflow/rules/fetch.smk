@@ -6,7 +6,11 @@
 # Needs the `era5` config block (docs/era5-config.yaml) and CDS credentials in CDSAPI_URL /
 # CDSAPI_KEY or ~/.cdsapirc. Every fetch job holds one unit of the `cds` resource, so
 # `--resources cds=4` caps the requests in flight (the CDS queues and throttles per user anyway).
-# A failed month leaves no file behind and is retried `era5.retries` times by Snakemake.
+# A failed month leaves no file behind. Only transient failures (network, server errors, broken
+# downloads) are retried, `era5.retries` times, by the fetch job itself: Snakemake's `retries`
+# would also re-queue permanent ones (rejected key, refused request, failed CDS job, wrong
+# content), which the job reports with exit status 2 (75 for transient ones it gave up on). A job
+# that finished on the CDS is downloaded again on a retry or rerun, never submitted again.
 #
 #   snakemake fetch_era5_all --resources cds=4   downloads (only) what is missing, e.g. before a
 #                                                long run, or after deleting a broken download.
@@ -22,7 +26,7 @@ from pdeldm.data.cds import group_spec
 
 # Client settings: operational only, so they are passed in the shell template and a change does
 # not count as a `params` change (which would re-download every month).
-ERA5_CLIENT = {"retry_max": 5, "sleep_max": 60, "timeout": 120}
+ERA5_CLIENT = {"retries": 2, "retry_max": 5, "sleep_max": 60, "timeout": 120}
 ERA5_CLIENT.update({k: config.get("era5", {})[k] for k in ERA5_CLIENT if k in config.get("era5", {})})
 ERA5_DIR = f"{config['paths']['resources']}/era5"
 ERA5_LOGS = config["paths"].get("logs", "logs")
@@ -83,10 +87,10 @@ rule fetch_era5:
         month=r"\d{2}",
     resources:
         cds=1,
-    retries: config.get("era5", {}).get("retries", 2)
+    retries: 0  # the fetch retries transient failures itself (--retries), never permanent ones
     shell:
         "{sys.executable} -m pdeldm.data.cds {params.request}"
-        " --year {wildcards.year} --month {wildcards.month}"
+        " --year {wildcards.year} --month {wildcards.month} --retries {ERA5_CLIENT[retries]}"
         " --retry-max {ERA5_CLIENT[retry_max]} --sleep-max {ERA5_CLIENT[sleep_max]} --timeout {ERA5_CLIENT[timeout]}"
         " --out {output} --log {log}"
 

@@ -32,6 +32,10 @@ TEMPERATURE_VARS: frozenset[str] = frozenset({"t2m", "d2m", "sst", "skt", "stl1"
 CELSIUS_UNITS: frozenset[str] = frozenset({"degc", "°c", "c", "deg c", "deg_c", "celsius", "degrees_celsius"})
 #: Anything below this (K) cannot be a near-surface temperature on Earth.
 MIN_PLAUSIBLE_K = 150.0
+#: Spellings of the units the models are trained in (lower case, spaces collapsed), by kind.
+KELVIN_UNITS: frozenset[str] = frozenset({"k", "kelvin", "degk", "deg_k", "degrees_kelvin"})
+WIND_UNITS: frozenset[str] = frozenset({"m s**-1", "m s-1", "m/s", "m s^-1", "m.s-1", "meter second-1",
+                                        "metre second-1", "meters per second", "metres per second"})
 
 _LAT_NAMES = ("latitude", "lat")
 _LON_NAMES = ("longitude", "lon")
@@ -41,6 +45,24 @@ _TIME_NAMES = ("valid_time", "time")
 def is_temperature(var: str) -> bool:
     """True for ERA5 temperature variables (``t2m``, ``d2m``, ``sst``, ..., ``t850``)."""
     return var in TEMPERATURE_VARS or re.fullmatch(r"t\d+", var) is not None
+
+
+def is_wind(var: str) -> bool:
+    """True for ERA5 wind components (``u10``, ``v10``, ``u100``, ``u850``, ...)."""
+    return re.fullmatch(r"[uv]\d+", var) is not None
+
+
+def check_units(var: str, units: str, source: str) -> None:
+    """Raise InputError if a temperature is not in K or a wind component not in m/s (by its units attribute)."""
+    text = " ".join(str(units).strip().lower().split())
+    if not text:
+        return  # no attribute: the value checks still catch degC
+    if is_temperature(var) and text in CELSIUS_UNITS:
+        raise InputError(f"{source}: variable '{var}' has units '{units}': looks like degC, expected K")
+    if is_temperature(var) and text not in KELVIN_UNITS:
+        raise InputError(f"{source}: variable '{var}' has units '{units}', expected K")
+    if is_wind(var) and text not in WIND_UNITS:
+        raise InputError(f"{source}: variable '{var}' has units '{units}', expected m s**-1 (m/s)")
 
 
 def _name(source: str | os.PathLike[str] | None) -> str:
@@ -155,9 +177,7 @@ def _check_values(
 ) -> xr.Dataset:
     """Units, degC and NaN checks for one file; fills maskable variables. Computes in one pass."""
     for var in variables:
-        units = str(ds[var].attrs.get("units", "")).strip().lower()
-        if is_temperature(var) and units in CELSIUS_UNITS:
-            raise InputError(f"{source}: variable '{var}' has units '{ds[var].attrs['units']}': looks like degC, expected K")
+        check_units(var, ds[var].attrs.get("units", ""), source)
     # One dask pass over the file for all reductions (the data is read once here).
     nan_counts = {v: ds[v].isnull().sum() for v in variables}
     means = {v: ds[v].mean() for v in variables if is_temperature(v)}

@@ -246,11 +246,14 @@ def extract_region(source: str | Path, region: Mapping[str, Any], out: str | Pat
     lon, lat = rotated_to_geographic(*np.meshgrid(rlon, rlat), pole)
     ds = _static_dataset(rlat, rlon, box["HSURF"].values, box["FR_LAND"].values, lat, lon, pole)
     dx_m, dy_m = grid_spacing_m(rlat, rlon)
+    region_text = f"rlat0={rlat[0]:.3f} rlon0={rlon[0]:.3f} ny={ny} nx={nx}"
     ds.attrs = {
-        "Conventions": "CF-1.7",
+        "Conventions": "CF-1.8",
         "title": "COSMO-CLM EUR-11 static fields of one region",
         "source": f"{Path(source).name} (libncarg-data, BSD-4-clause, UCAR)",
-        "region": f"rlat0={rlat[0]:.3f} rlon0={rlon[0]:.3f} ny={ny} nx={nx}",
+        # no time stamp: the same region gives the same bytes (reruns stay no-ops)
+        "history": f"pdeldm.data.static.extract_region: {region_text} cut out of {Path(source).name}",
+        "region": region_text,
         "dx_m": dx_m,
         "dy_m": dy_m,
     }

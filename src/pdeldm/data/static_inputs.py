@@ -442,8 +442,9 @@ def _output(target: _Target, hsurf: np.ndarray, fr_land: np.ndarray, one_hot: np
             "lon": (dims, target.lon, {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"}),
         },
         attrs={
-            "Conventions": "CF-1.7",
+            "Conventions": "CF-1.8",
             "title": "static inputs on the target grid (pdeldm.data.static_inputs)",
+            "history": "pdeldm.data.static_inputs: the sources remapped onto the target grid",
             "target_grid_file": str(target.path),
             "source": "; ".join(f"{k}: {s.path}:{s.variable}" for k, s in sources.items()),
             "dx_m": target.dx,

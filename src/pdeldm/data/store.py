@@ -177,7 +177,8 @@ def _select_times(
 # inputs
 
 
-def _read_static(path: Path, variables: Sequence[str], factor: int) -> tuple[xr.Dataset, TargetGrid, float, float]:
+def read_static(path: Path, variables: Sequence[str], factor: int) -> tuple[xr.Dataset, TargetGrid, float, float]:
+    """The fine-grid static file: dataset, target grid and spacing (m); checks variables, NaNs, FR_LAND."""
     if not path.exists():
         raise InputError(f"{path}: static file does not exist")
     ds = xr.open_dataset(path).load()
@@ -304,6 +305,28 @@ class _RunningStats:
 
 
 # --------------------------------------------------------------------------------------------
+# ERA5 predictors -> the coarse grid (shared by the store and by downscaling new ERA5 files)
+
+
+def predictor_regridder(era5_lat: np.ndarray, era5_lon: np.ndarray, grid: TargetGrid, method: str,
+                        supersample: int = 4, memory_mb: float = 256) -> Regridder:
+    """The regridder that takes ERA5 predictors to the fine grid (``method``: conservative or bilinear)."""
+    return Regridder(era5_lat, era5_lon, grid, method, supersample=int(supersample), memory_mb=memory_mb)
+
+
+def coarse_predictors(era: xr.Dataset, regrid: Regridder, predictors: Sequence[str],
+                      factor: int) -> tuple[np.ndarray, xr.Dataset]:
+    """ERA5 predictors of some time steps -> the store's ``coarse`` array and the fine-grid fields.
+
+    The predictors are remapped to the fine grid and block-averaged onto the coarse grid aligned
+    ``factor``:1 with it; returns ``(coarse (time, cvar, yc, xc) float32 in physical units, fine)``.
+    """
+    fine = regrid(era[list(predictors)])
+    coarse = coarsen_to_aligned(fine, factor)
+    return np.stack([coarse[v].values for v in predictors], axis=1).astype(np.float32), fine
+
+
+# --------------------------------------------------------------------------------------------
 # build
 
 
@@ -376,7 +399,7 @@ def build_store(
         raise InputError(f"build_store: need ERA5 and COSMO files, got {len(era5_paths)} and {len(cosmo_paths)}")
     factor = cfg["factor"]
     blocks = _parse_blocks(cfg["split"])
-    static_ds, grid, dx, dy = _read_static(static_path, cfg["static_vars"], factor)
+    static_ds, grid, dx, dy = read_static(static_path, cfg["static_vars"], factor)
     static_arr = np.stack([static_ds[v].squeeze(drop=True).values.astype(np.float32) for v in cfg["static_vars"]])
 
     predictors = cfg["predictors"]
@@ -415,7 +438,7 @@ def build_store(
     _check_same_grid(first_cosmo, grid, str(first_path), static_path)
     first_cosmo.close()
     budget = cfg["memory_mb"] / 2
-    regrid_pred = Regridder(era5_lat, era5_lon, grid, cfg["regrid_method"], supersample=int(cfg["supersample"]), memory_mb=budget)
+    regrid_pred = predictor_regridder(era5_lat, era5_lon, grid, cfg["regrid_method"], int(cfg["supersample"]), budget)
     regrid_wind = regrid_pred if cfg["regrid_method"] == "bilinear" else Regridder(era5_lat, era5_lon, grid, "bilinear", memory_mb=budget)
     regrid_pred.check_coverage(probe)
     regrid_wind.check_coverage(probe)
@@ -447,9 +470,7 @@ def build_store(
                 era = era5_stream.load(chunk_times)
                 target = cosmo_stream.load(chunk_times).values.astype(np.float32)
 
-                fine = regrid_pred(era[predictors])
-                coarse = coarsen_to_aligned(fine, factor)
-                coarse_arr = np.stack([coarse[v].values for v in predictors], axis=1).astype(np.float32)
+                coarse_arr, fine = coarse_predictors(era, regrid_pred, predictors, factor)
                 wfine = fine if regrid_wind is regrid_pred and all(w in predictors for w in WIND_VARS) \
                     else regrid_wind(era[list(WIND_VARS)])
                 u, v = wfine[WIND_VARS[0]], wfine[WIND_VARS[1]]
@@ -497,6 +518,8 @@ def build_store(
                 "n_times": len(times),
                 "time_step": str(dt),
                 "regrid_method": cfg["regrid_method"],
+                "supersample": int(cfg["supersample"]),
+                "fill_values": dict(cfg["fill_values"]),
                 "wind_frame": cfg["wind_frame"],
                 # CF attributes of the grid mapping (rotated pole or LAEA with crs_wkt); stores built
                 # before projected grids had the rotated-pole parameters under "rotated_pole".
