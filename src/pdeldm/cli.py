@@ -27,7 +27,7 @@ def _downscale_parser(sub: argparse._SubParsersAction) -> None:
         description="Regrid new ERA5 files onto the checkpoint's grid with the workflow's own code, sample the "
                     "model and write T_2M(realization, time, rlat, rlon) in K to a CF netCDF file with the grid "
                     "mapping. The noise of realization m at time t comes from (seed, m, index), index = time "
-                    "steps from the time origin; the defaults (the training seed, the training store's first "
+                    "steps from the time origin; the defaults (the workflow's sampling seed, the training store's first "
                     "time) reproduce the workflow's predictions for the same times and --members "
                     "(evaluation.members).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -44,7 +44,7 @@ def _downscale_parser(sub: argparse._SubParsersAction) -> None:
                         "pdeldm.predict's default, 10)")
     p.add_argument("--steps", type=int, default=None,
                    help="DDIM sampler steps of a diffusion model (default: the checkpoint's)")
-    p.add_argument("--seed", type=int, default=None, help="noise seed (default: the training run's seed)")
+    p.add_argument("--seed", type=int, default=None, help="noise seed (default: the seed the workflow sampled this model with)")
     p.add_argument("--start", default=None, help="first time (ISO), default: the files' first")
     p.add_argument("--end", default=None, help="last time (ISO; a date includes the whole day), default: the files' last")
     p.add_argument("--stride", type=int, default=1, help="downscale every STRIDE-th time step")

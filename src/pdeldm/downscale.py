@@ -18,7 +18,7 @@ written to a CF netCDF file ``T_2M(realization, time, rlat, rlon)`` with the gri
 
 Reproducibility: the noise of member ``m`` at time ``t`` comes from
 :func:`pdeldm.predict.sample_generator` ``(seed, m, index)``, where ``index`` is the number of time
-steps from the *time origin* to ``t``. The defaults -- the training run's seed and the training
+steps from the *time origin* to ``t``. The defaults -- the seed the workflow sampled with and the training
 store's first time as origin -- make ``index`` the store's time index, so for the times of the
 workflow's test period the fields equal the workflow's predictions (with ``members`` =
 ``evaluation.members`` of the workflow's config).
@@ -204,7 +204,7 @@ def plan_downscaling(checkpoint: str | os.PathLike[str], era5_files: Sequence[st
     return DownscalePlan(
         checkpoint=checkpoint, model=model, data=data, era5=era5, static=(static_arr - s_mean) / s_std,
         latlon=(static_ds["lat"].values, static_ds["lon"].values), grid=grid, times=times, indices=indices,
-        members=members, steps=steps, seed=int(config.get("seed", 0) if seed is None else seed), origin=origin,
+        members=members, steps=steps, seed=int(config.get("sampling_seed", config.get("seed", 0)) if seed is None else seed), origin=origin,
         regrid=regrid,
     )
 

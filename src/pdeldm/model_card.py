@@ -150,7 +150,8 @@ def render(card: Mapping[str, Any]) -> str:
     config = card.get("config")
     if config:
         name = card["model"]["name"]
-        relevant = {"seed": config.get("seed"), "data": config.get("data", {}),
+        relevant = {"seed": config.get("seed"), "sampling_seed": config.get("sampling_seed", config.get("seed")),
+                    "data": config.get("data", {}),
                     "training": config.get("training", {}),
                     f"models.{name}": (config.get("models") or {}).get(name, {})}
         for dep in card["model"]["built on"]:

@@ -168,6 +168,8 @@ def finetune_config(cfg: dict[str, Any], run: str, seed: int,
     if run not in runs:
         raise ConfigError(f"finetune.runs has no run '{run}' (have: {', '.join(runs)})")
     out = copy.deepcopy(cfg)
+    # the run's own training seed; its samples keep the workflow's seed (paired comparisons)
+    out["sampling_seed"] = int(cfg["seed"])
     out["seed"] = int(seed)
     pde = out["models"]["pde_ldm"].setdefault("pde", {})
     pde.update(runs[run])
