@@ -46,6 +46,11 @@ def config_json(*sections):
     return json.dumps(subset, sort_keys=True)
 
 
+def job_request(rule_name, resource, attempt=1):
+    """What a job asks a scheduler for (`job_resources`), growing with the attempt on retries."""
+    return config["job_resources"][rule_name][resource] * attempt
+
+
 def region_box(name=REGION):
     return config["data"]["regions"][name]
 
