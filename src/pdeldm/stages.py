@@ -180,6 +180,15 @@ def figure_calibration(rank_hist_csvs: Sequence[str], metric_csvs: Sequence[str]
     stage_logger("figures", log).info("wrote %s", out_png)
 
 
+@stage("dvc_track")
+def dvc_track(paths: Sequence[str], manifest: str, cfg: dict[str, Any], log: str | None = None,
+              **_inputs: Any) -> None:
+    """`dvc add` the boundary data and the released model bundle; write the release manifest."""
+    from pdeldm.versioning import track
+
+    track(list(paths), manifest, cfg, logger=stage_logger("dvc_track", log))
+
+
 def _plain(value: Any) -> Any:
     """Snakemake's Namedlist/str subclasses -> list[str] / str."""
     if isinstance(value, str):

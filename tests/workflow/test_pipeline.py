@@ -36,14 +36,9 @@ def _snakemake(workdir: Path, *args: str, overlays: list[Path] | None = None,
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("ci_workflow")
-    (workdir / "paths.yaml").write_text(
-        yaml.safe_dump({"paths": {"static_source": str(ROOT / "data" / "static" / "eur11_static.nc")}})
-    )
-    result = _snakemake(workdir, "--cores", "2", "--show-failed-logs", timeout=900)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
-    return workdir
+def finished_run(ci_workflow_run: Path) -> Path:
+    """The session's run of the CI workflow (tests/workflow/conftest.py)."""
+    return ci_workflow_run
 
 
 def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Path):
