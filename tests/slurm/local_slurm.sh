@@ -6,9 +6,11 @@
 #   tests/slurm/local_slurm.sh stop  [DIR]   stop them (by the pids they wrote)
 #   tests/slurm/local_slurm.sh check [DIR]   exit 0 if the cluster answers and its node is idle
 #
-# Clients find the cluster through SLURM_CONF=DIR/slurm.conf (written by `start`; the daemons
-# change directory, so the file is passed by absolute path). Needs root and Debian's slurm-wlm and
-# munge packages (`apt-get install slurm-wlm munge`).
+# Clients find the cluster through DIR/slurm.conf (the daemons change directory, so it is passed
+# by absolute path): put DIR/bin first on PATH. Its wrappers of the client commands set SLURM_CONF
+# themselves, because the Snakemake SLURM jobstep drops every SLURM_* variable (SLURM_CONF too)
+# before it calls `srun` inside a job; a real cluster has its slurm.conf where the clients look by
+# default. Needs root and Debian's slurm-wlm and munge packages (`apt-get install slurm-wlm munge`).
 #
 # The node offers two stand-in GPUs (gres/gpu on /dev/null and /dev/zero: Slurm drops GPUs without a
 # device file, and with TaskPlugin=task/none nothing binds to them) so that jobs that ask for GPUs
@@ -71,7 +73,7 @@ start() {
 
     local cpus memory ctld_port d_port
     cpus="$(nproc)"
-    memory="$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)"
+    memory=262144  # MB: room for the profile's largest request (see SlurmdParameters below)
     ctld_port="$(free_port)"
     d_port="$(free_port)"
     [ "$ctld_port" != "$d_port" ] || d_port=$((ctld_port + 1))
@@ -104,6 +106,10 @@ ReturnToService=2
 MinJobAge=3600
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
+# config_overrides: the node offers what is written here, not what slurmd measures, so that the
+# workflow's memory requests (sized for a cluster node) are accepted; nothing enforces them
+# (TaskPlugin=task/none, memory is not a consumable with CR_Core).
+SlurmdParameters=config_overrides
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory Gres=gpu:2 State=UNKNOWN
 PartitionName=$partition Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -113,6 +119,16 @@ NodeName=$node Name=gpu File=/dev/null
 NodeName=$node Name=gpu File=/dev/zero
 EOF
 
+    mkdir -p "$dir/bin"
+    local tool
+    local real_path
+    real_path="$(printf '%s' "$PATH" | tr ':' '\n' | grep -vx "$dir/bin" | paste -sd:)"
+    for tool in sbatch srun squeue sinfo scontrol scancel sacct sacctmgr sshare; do
+        printf '#!/bin/sh\nSLURM_CONF=%s exec %s "$@"\n' "$dir/slurm.conf" "$(PATH="$real_path" command -v "$tool")" \
+            >"$dir/bin/$tool"
+        chmod +x "$dir/bin/$tool"
+    done
+
     export SLURM_CONF="$dir/slurm.conf"
     slurmctld -f "$dir/slurm.conf"
     slurmd -f "$dir/slurm.conf" -N "$node"
@@ -121,7 +137,7 @@ EOF
         stop >&2
         die "the node did not become idle within 60 s (logs above, in $dir)"
     fi
-    echo "local_slurm: cluster up; export SLURM_CONF=$dir/slurm.conf (partition '$partition')"
+    echo "local_slurm: cluster up; export PATH=$dir/bin:\$PATH (partition '$partition')"
 }
 
 stop() {

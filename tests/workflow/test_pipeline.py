@@ -91,7 +91,8 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
     output = result.stdout + result.stderr
     counts = _job_counts(output)
     assert counts == {"train": 1, "predict": 1, "evaluate": 1, "summary_table": 1, "figure_boxplots": 1,
-                      "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "all": 1}, counts
+                      "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "figure_training": 1,
+                      "experiment_page": 1, "all": 1}, counts
     messages = _job_messages(output)
     assert "Training gan" in messages and "Scoring gan on the test period" in messages, messages
     for other in ["interpolation", "unet", "autoencoder", "ldm", "pde_ldm"]:
