@@ -86,7 +86,7 @@ def test_dvc_push_pull_restores_identical_files_and_snakemake_has_nothing_to_do(
     release = yaml.safe_load((lead / "results" / "release.yaml").read_text())
     paths = list(release["tracked"])
     assert "resources/twin/italy_ci/era5" in paths and "resources/twin/italy_ci/cosmo" in paths
-    assert "results/models" in paths and "results/metrics" in paths
+    assert {"results/models", "results/metrics", "results/tables", "results/figures", "results/report"} <= set(paths)
     assert release["config"]["data"]["region"] == "italy_ci" and release["software"]["dvc"]
     _git(lead, "add", "-A")
     _git(lead, "commit", "-q", "-m", "data: version boundary data and released models")

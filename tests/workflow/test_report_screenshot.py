@@ -92,7 +92,8 @@ def test_report_figure_renders(screenshots, figure):
     not_white = (shown < 0.95).any(axis=2).mean()
     colours = len(np.unique((shown * 255).astype(np.uint8).reshape(-1, 3), axis=0))
     changed = (np.abs(shown - landing) > 0.1).any(axis=2).mean()
-    assert not_white > 0.05 and colours > 100, (figure, not_white, colours)  # a picture, not a blank page
+    # A picture, not a blank page or a broken-image icon (line plots are mostly white: 2 % is plenty).
+    assert not_white > 0.02 and colours > 100, (figure, not_white, colours)
     assert changed > 0.05, (figure, changed)  # not the landing page
     assert (KEPT / f"{Path(figure).stem}.png").is_file()
 

@@ -18,11 +18,12 @@ def dvc_boundary_paths():
 
 
 def dvc_release_paths():
-    """The released model bundle: checkpoints and training metrics, test metrics, tables, figures."""
-    names = ["models", "metrics", "tables", "figures"]
-    if config["data"]["source"] == "twin":
-        names.append("twin")
-    return [f"{RESULTS}/{name}" for name in names]
+    """The released model bundle: checkpoints and training metrics, test metrics, and the
+    directories of every final output (tables, figures, report pages), so that a collaborator's
+    `snakemake` finds the default target complete and rebuilds none of the unversioned
+    intermediates (store, predictions) behind it."""
+    directories = {os.path.dirname(f) for f in final_outputs()}
+    return sorted(directories | {f"{RESULTS}/models", f"{RESULTS}/metrics"})
 
 
 def dvc_release_files(wildcards):

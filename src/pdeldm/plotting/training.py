@@ -38,7 +38,10 @@ def plot_training_curves(metrics_csvs: Mapping[str, str | os.PathLike[str]], out
             ax.plot(frame["epoch"], frame["val_loss"], "--s", color=color, ms=3, alpha=0.7, label="validation")
         ax.set_title(label)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(frame) <= 10:
+            ax.set_xticks(frame["epoch"])
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss")
         ax.legend(fontsize="small")
     for ax in list(axes.flat)[len(trained):]:
