@@ -238,6 +238,45 @@ def figure_calibration(rank_hist_csvs: Sequence[str], metric_csvs: Sequence[str]
     stage_logger("figures", log).info("wrote %s", out_png)
 
 
+@stage("figure_training")
+def figure_training(out_png: str, log: str | None = None, **metrics_csvs: str) -> None:
+    """Training and validation loss per epoch of every trained network."""
+    from pdeldm.plotting.training import plot_training_curves
+
+    logger = stage_logger("figures", log)
+    plot_training_curves(metrics_csvs, out_png)
+    logger.info("wrote %s", out_png)
+
+
+@stage("data_page")
+def data_page(meta_path: str, out_html: str, log: str | None = None, diagnostics: str | None = None,
+              **_inputs: Any) -> None:
+    """The report's data page: facts of the training store (and the twin's diagnostics)."""
+    from pdeldm.report_pages import write_data_page
+
+    write_data_page(meta_path, out_html, diagnostics_json=diagnostics)
+    stage_logger("report", log).info("wrote %s", out_html)
+
+
+@stage("experiment_page")
+def experiment_page(summary_md: str, cfg: dict[str, Any], out_html: str, repository: str = ".",
+                    log: str | None = None) -> None:
+    """The report's experiment page: summary table, software versions, commit and configuration."""
+    from pdeldm.report_pages import write_experiment_page
+
+    write_experiment_page(summary_md, cfg, out_html, repository=repository)
+    stage_logger("report", log).info("wrote %s", out_html)
+
+
+@stage("dvc_track")
+def dvc_track(paths: Sequence[str], manifest: str, cfg: dict[str, Any], log: str | None = None,
+              **_inputs: Any) -> None:
+    """`dvc add` the boundary data and the released model bundle; write the release manifest."""
+    from pdeldm.versioning import track
+
+    track(list(paths), manifest, cfg, logger=stage_logger("dvc_track", log))
+
+
 def _plain(value: Any) -> Any:
     """Snakemake's Namedlist/str subclasses -> list[str] / str."""
     if isinstance(value, str):

@@ -119,3 +119,17 @@ def test_select_times() -> None:
     available = pd.date_range("2003-05-01", periods=10, freq="D")
     assert list(select_times(available, None, 2)) == [available[2], available[7]]
     assert list(select_times(available, [0, "2003-05-04"], 3)) == [available[0], available[3]]
+
+
+def test_training_curves(tmp_path: Path) -> None:
+    from pdeldm.plotting.training import plot_training_curves
+
+    columns = "epoch,train_loss,val_loss,lr,seconds,samples_per_s\n"
+    csvs = {"interpolation": tmp_path / "interpolation.csv", "unet": tmp_path / "unet.csv",
+            "autoencoder": tmp_path / "autoencoder.csv"}
+    csvs["interpolation"].write_text(columns)
+    csvs["unet"].write_text(columns + "0,0.5,0.4,0.001,1.0,10\n1,0.3,0.35,0.001,1.0,10\n")
+    csvs["autoencoder"].write_text(columns + "0,0.2,0.25,0.001,1.0,10\n")
+    out = tmp_path / "training.png"
+    plot_training_curves(csvs, out)
+    assert_png(out, min_kb=15)

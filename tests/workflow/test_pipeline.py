@@ -38,14 +38,9 @@ def _snakemake(workdir: Path, *args: str, overlays: list[Path] | None = None,
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("ci_workflow")
-    (workdir / "paths.yaml").write_text(
-        yaml.safe_dump({"paths": {"static_source": str(ROOT / "data" / "static" / "eur11_static.nc")}})
-    )
-    result = _snakemake(workdir, "--cores", "2", "--show-failed-logs", timeout=900)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
-    return workdir
+def finished_run(ci_workflow_run: Path) -> Path:
+    """The session's run of the CI workflow (tests/workflow/conftest.py)."""
+    return ci_workflow_run
 
 
 def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Path):
@@ -111,7 +106,8 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
     output = result.stdout + result.stderr
     counts = _job_counts(output)
     assert counts == {"train": 1, "predict": 1, "evaluate": 1, "summary_table": 1, "figure_boxplots": 1,
-                      "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "all": 1}, counts
+                      "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "figure_training": 1,
+                      "experiment_page": 1, "all": 1}, counts
     messages = _job_messages(output)
     assert "Training gan" in messages and "Scoring gan on the test period" in messages, messages
     for other in ["interpolation", "unet", "autoencoder", "ldm", *RUNS]:

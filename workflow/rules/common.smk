@@ -50,6 +50,11 @@ def config_json(*sections):
     return json.dumps(subset, sort_keys=True)
 
 
+def job_request(rule_name, resource, attempt=1):
+    """What a job asks a scheduler for (`job_resources`), growing with the attempt on retries."""
+    return config["job_resources"][rule_name][resource] * attempt
+
+
 def region_box(name=REGION):
     return config["data"]["regions"][name]
 
@@ -105,4 +110,7 @@ def final_outputs():
     ]
     if config["data"]["source"] == "twin":
         outputs.append(f"{RESULTS}/twin/{REGION}_diagnostics.json")
+    # The report's other pages (workflow/rules/report.smk).
+    outputs += [f"{RESULTS}/figures/training.png", f"{RESULTS}/report/data.html",
+                f"{RESULTS}/report/experiment.html"]
     return outputs

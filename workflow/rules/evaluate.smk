@@ -25,6 +25,10 @@ rule predict:
     params:
         config=prediction_config,
         model="{model}",
+    resources:
+        gpu=lambda wildcards: 0 if wildcards.model == "interpolation" else 1,
+        mem_mb=lambda wildcards, attempt: job_request("predict", "mem_mb", attempt),
+        runtime=lambda wildcards, attempt: job_request("predict", "runtime", attempt),
     threads: 1
     log:
         f"{LOGS}/predict/{{model}}.log",

@@ -12,7 +12,7 @@ rule figure_boxplots:
         metric_csvs=metric_csvs(truth=True),
     output:
         out_png=report(f"{RESULTS}/figures/metric_boxplots.png", caption="../report/metric_boxplots.rst",
-                       category="Scores"),
+                       category="Evaluation", subcategory="Scores"),
     log:
         f"{LOGS}/figures/boxplots.log",
     script:
@@ -26,7 +26,8 @@ rule figure_maps:
         unpack(store_paths),
         predictions=expand(f"{RESULTS}/predictions/{{model}}.nc", model=MAP_MODELS),
     output:
-        out_png=report(f"{RESULTS}/figures/maps.png", caption="../report/maps.rst", category="Maps"),
+        out_png=report(f"{RESULTS}/figures/maps.png", caption="../report/maps.rst", category="Evaluation",
+                       subcategory="Maps"),
     params:
         config=config_json("evaluation"),
     log:
@@ -41,7 +42,8 @@ rule figure_spectra:
     input:
         rapsd_csvs=metric_csvs("_rapsd"),
     output:
-        out_png=report(f"{RESULTS}/figures/spectra.png", caption="../report/spectra.rst", category="Spectra"),
+        out_png=report(f"{RESULTS}/figures/spectra.png", caption="../report/spectra.rst", category="Evaluation",
+                       subcategory="Spectra"),
     log:
         f"{LOGS}/figures/spectra.log",
     script:
@@ -56,7 +58,7 @@ rule figure_calibration:
         metric_csvs=metric_csvs(),
     output:
         out_png=report(f"{RESULTS}/figures/calibration.png", caption="../report/calibration.rst",
-                       category="Calibration"),
+                       category="Evaluation", subcategory="Calibration"),
     log:
         f"{LOGS}/figures/calibration.log",
     script:

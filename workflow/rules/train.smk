@@ -30,6 +30,8 @@ rule train:
         workdir=f"{RESOURCES}/work/{{model}}",
     resources:
         gpu=lambda wildcards: 0 if wildcards.model == "interpolation" else 1,
+        mem_mb=lambda wildcards, attempt: job_request("train", "mem_mb", attempt),
+        runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
     threads: 1
     log:
         f"{LOGS}/train/{{model}}.log",
@@ -78,6 +80,8 @@ rule finetune:
         workdir=f"{RESOURCES}/work/{{run}}/seed{{seed}}",
     resources:
         gpu=1,
+        mem_mb=lambda wildcards, attempt: job_request("train", "mem_mb", attempt),
+        runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
     threads: 1
     log:
         f"{LOGS}/train/{{run}}_seed{{seed}}.log",

@@ -1,0 +1,50 @@
+# Versioning with DVC. Snakemake stays the only orchestrator: DVC stores and restores files.
+#
+#   snakemake --cores 1 dvc_track    `dvc add` the boundary data and the released model bundle,
+#                                    write {results}/release.yaml (config, versions, DVC hashes);
+#   git commit -m "..." && dvc push  then share them (remote: .dvc/config, or $PDELDM_DVC_REMOTE).
+#
+# A collaborator:  git clone ... && dvc pull && snakemake --touch && snakemake --cores N  (reruns nothing).
+import os
+
+
+def dvc_boundary_paths():
+    """Directories of the ERA5 and COSMO-CLM files the store reads, and the paper's static inputs."""
+    files = era5_files_for_store(None) + cosmo_files_for_store(None)
+    paths = sorted({os.path.dirname(f) for f in files})
+    if config["data"]["source"] != "twin":
+        paths += sorted(static_input_files(None).values())
+    return paths
+
+
+def dvc_release_paths():
+    """The released model bundle: checkpoints and training metrics, test metrics, and the
+    directories of every final output (tables, figures, report pages), so that a collaborator's
+    `snakemake` finds the default target complete and rebuilds none of the unversioned
+    intermediates (store, predictions) behind it."""
+    directories = {os.path.dirname(f) for f in final_outputs()}
+    return sorted(directories | {f"{RESULTS}/models", f"{RESULTS}/metrics"})
+
+
+def dvc_release_files(wildcards):
+    checkpoints = [checkpoint(m) for m in TRAINED + RUN_MODELS]
+    training_metrics = [f"{RESULTS}/models/{m}/training_metrics.csv" for m in TRAINED + RUN_MODELS]
+    return final_outputs() + checkpoints + training_metrics + metric_csvs()
+
+
+rule dvc_track:
+    message:
+        "Versioning the boundary data and the released models with DVC"
+    input:
+        era5_files=era5_files_for_store,
+        cosmo_files=cosmo_files_for_store,
+        release_files=dvc_release_files,
+    output:
+        manifest=f"{RESULTS}/release.yaml",
+    params:
+        paths=dvc_boundary_paths() + dvc_release_paths(),
+        config=json.dumps(config, sort_keys=True),
+    log:
+        f"{LOGS}/dvc_track.log",
+    script:
+        STAGE_SCRIPT
