@@ -25,7 +25,8 @@ def run_ci_snakemake(workdir: Path, *args: str, snakefile: Path = ROOT / "Snakef
                      env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Snakemake on the CI configuration in ``workdir`` (which holds paths.yaml)."""
     configfiles = [*CI_CONFIGS, workdir / "paths.yaml"]
-    command = [*SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir),
-               "--configfile", *map(str, configfiles), *args]
+    # ``args`` before --configfile, which takes every following word: targets may lead ``args``.
+    command = [*SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir), *args,
+               "--configfile", *map(str, configfiles)]
     environment = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=environment)
