@@ -112,14 +112,16 @@ def train(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out_
 
 
 @stage("finetune")
-def finetune(run: str, seed: str, cfg: dict[str, Any], store_path: str, meta_path: str, ldm: str, out_ckpt: str,
-             out_metrics: str, workdir: str, coefficients: str | None = None, log: str | None = None) -> None:
-    """Fine-tune the LDM as run ``run`` (``finetune.runs``) with training seed ``seed``."""
+def finetune(overrides: str, seed: str, cfg: dict[str, Any], store_path: str, meta_path: str, ldm: str,
+             out_ckpt: str, out_metrics: str, workdir: str, coefficients: str | None = None,
+             log: str | None = None) -> None:
+    """Fine-tune the LDM as one run (``overrides`` of models.pde_ldm.pde, JSON) with training seed ``seed``."""
     from pdeldm.train import finetune_config
     from pdeldm.train import train as train_model
 
-    train_model("pde_ldm", finetune_config(cfg, run, int(seed), coefficients), Path(store_path), Path(meta_path),
-                {"ldm": Path(ldm)}, Path(out_ckpt), Path(out_metrics), Path(workdir), Path(log) if log else None)
+    run_cfg = finetune_config(cfg, json.loads(overrides), int(seed), coefficients)
+    train_model("pde_ldm", run_cfg, Path(store_path), Path(meta_path), {"ldm": Path(ldm)}, Path(out_ckpt),
+                Path(out_metrics), Path(workdir), Path(log) if log else None)
 
 
 @stage("identify_pde")
@@ -196,6 +198,72 @@ def paired_differences(metric_csvs: Sequence[str], cfg: dict[str, Any], out_csv:
     evaluation = cfg["evaluation"]
     write_paired_differences(metric_csvs, pairs, evaluation["paired_metrics"], evaluation["bootstrap_block_days"],
                              evaluation["bootstrap_samples"], cfg["seed"], out_csv, out_md, log=log)
+
+
+@stage("wind_contrast_conditions")
+def wind_contrast_conditions(prediction: str, store_path: str, meta_path: str, cfg: dict[str, Any], out_csv: str,
+                             log: str | None = None) -> None:
+    """Per test time: wind, coarse thermal contrast and the strong-wind, weak-contrast subset."""
+    import xarray as xr
+
+    from pdeldm.evaluation.ablation import wind_contrast_conditions as conditions
+    from pdeldm.io import atomic_output
+
+    with xr.open_dataset(prediction) as ds:
+        times = [str(t) for t in ds["time"].values.astype("datetime64[s]")]
+    subset = cfg["experiments"]["subset"]
+    frame = conditions(store_path, meta_path, [t.replace(" ", "T") for t in times], subset["wind_quantile"],
+                       subset["gradient_quantile"])
+    frame["time"] = [t.replace(" ", "T") for t in frame["time"]]
+    with atomic_output(out_csv) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    stage_logger("experiments", log).info(
+        "%d of %d test times have strong wind (> %.2f m/s) and weak coarse contrast (< %.3f K/100 km) -> %s",
+        int(frame["subset"].sum()), len(frame), frame.attrs["wind_threshold"], frame.attrs["gradient_threshold"],
+        out_csv)
+
+
+@stage("ablation_lambda")
+def ablation_lambda(metric_csvs: Sequence[str], cfg: dict[str, Any], out_csv: str, out_md: str, out_tex: str,
+                    out_png: str, out_tradeoff: str, log: str | None = None) -> None:
+    """Scores against lambda for every PDE form (seeds and their mean), the trade-off figure, tables."""
+    from pdeldm.evaluation.ablation import ablation_table, read_metrics, write_table
+    from pdeldm.experiments import run_for
+    from pdeldm.plotting.experiments import plot_lambda_ablation, plot_tradeoff
+
+    experiments = cfg["experiments"]
+    points = [(form, 0.0, run_for(cfg, form, 0.0)) for form in experiments["forms"]]
+    points += [(form, float(lam), run_for(cfg, form, float(lam))) for form in experiments["forms"]
+               for lam in experiments["lambdas"] if lam]
+    table = ablation_table(read_metrics(metric_csvs), points, experiments["metrics"])
+    write_table(table, out_csv, out_md, out_tex, caption="Mean over the test times per training seed, and "
+                "the mean over seeds (seed = mean); lambda = 0 is the control run.")
+    plot_lambda_ablation(table, experiments["metrics"], out_png)
+    plot_tradeoff(table, [m for m in experiments["metrics"] if m not in ("rmse", "crps", "mae")], out_tradeoff)
+    stage_logger("experiments", log).info("lambda ablation: %d (form, lambda) points -> %s", len(points), out_csv)
+
+
+@stage("pde_forms")
+def pde_forms(metric_csvs: Sequence[str], conditions: str, cfg: dict[str, Any], out_csv: str, out_md: str,
+              out_png: str, log: str | None = None) -> None:
+    """The study's form, the explicit-wind form and the control on all times and on the subset."""
+    import pandas as pd
+
+    from pdeldm.evaluation.ablation import form_comparison, read_metrics, write_table
+    from pdeldm.experiments import run_for
+    from pdeldm.plotting.experiments import plot_form_comparison
+
+    pde = cfg["models"]["pde_ldm"]["pde"]
+    runs = {form: run_for(cfg, form, float(pde["lambda"])) for form in cfg["experiments"]["forms"]}
+    evaluation = cfg["evaluation"]
+    table = form_comparison(read_metrics(metric_csvs), pd.read_csv(conditions), runs, cfg["finetune"]["control"],
+                            cfg["experiments"]["metrics"], evaluation["bootstrap_block_days"],
+                            evaluation["bootstrap_samples"], cfg["seed"])
+    write_table(table, out_csv, out_md, caption="Run minus the lambda = 0 control, paired per test time "
+                "(seeds averaged), with 95% moving-block bootstrap intervals over test days; 'strong wind, "
+                "weak contrast' = the test times of results/experiments/wind_contrast_conditions.csv.")
+    plot_form_comparison(table, out_png)
+    stage_logger("experiments", log).info("PDE forms %s compared with the control -> %s", runs, out_csv)
 
 
 @stage("figure_boxplots")

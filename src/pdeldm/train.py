@@ -152,27 +152,22 @@ def _discard_stale_workdir(workdir: Path, fingerprint: str, logger: Any) -> None
     write_json(stamp, {"fingerprint": fingerprint})
 
 
-def finetune_config(cfg: dict[str, Any], run: str, seed: int,
+def finetune_config(cfg: dict[str, Any], overrides: dict[str, Any], seed: int,
                     coefficients: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The config of fine-tuning run ``run`` with training seed ``seed``.
+    """The config of a fine-tuning run (``pdeldm.experiments.Run.overrides``) with training seed ``seed``.
 
-    ``finetune.runs[run]`` (form, lambda, data term) overrides ``models.pde_ldm.pde``; the
-    identified equation's coefficients (``results/physics/pde_coefficients.json``) go into
+    ``overrides`` (form, lambda, data term) go over ``models.pde_ldm.pde``; the identified
+    equation's coefficients (``results/physics/pde_coefficients.json``) go into
     ``models.pde_ldm.pde.coefficients`` so that the checkpoint carries them.
     """
     import copy
 
-    from pdeldm.errors import ConfigError
-
-    runs = cfg["finetune"]["runs"]
-    if run not in runs:
-        raise ConfigError(f"finetune.runs has no run '{run}' (have: {', '.join(runs)})")
     out = copy.deepcopy(cfg)
     # the run's own training seed; its samples keep the workflow's seed (paired comparisons)
     out["sampling_seed"] = int(cfg["seed"])
     out["seed"] = int(seed)
     pde = out["models"]["pde_ldm"].setdefault("pde", {})
-    pde.update(runs[run])
+    pde.update(overrides)
     if coefficients is not None:
         pde["coefficients"] = read_json(coefficients)["coefficients"]
     return out

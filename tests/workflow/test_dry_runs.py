@@ -28,8 +28,36 @@ def test_default_dry_run_plans_the_whole_dag(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for rule in ["static_region", "twin", "store", "train", "predict", "evaluate", "summary_table",
-                 "figure_boxplots", "figure_maps", "figure_spectra", "figure_calibration"]:
+                 "figure_boxplots", "figure_maps", "figure_spectra", "figure_calibration", "identify_pde",
+                 "paired_differences", "ablation_lambda", "pde_forms"]:
         assert f"rule {rule}:" in out or f"{rule} " in out, rule
+
+
+def _counts(output: str) -> dict[str, int]:
+    counts = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "jobid:"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_experiments_plan_one_fine_tune_per_lambda_form_and_seed_and_no_more(tmp_path):
+    """Named runs x finetune.seeds, plus the ablation's (form, lambda) pairs that no named run
+    trains x experiments.seeds; one prediction and evaluation per model; removing a lambda from
+    the config removes exactly its jobs."""
+    from pdeldm.config import load_config
+    from pdeldm.experiments import run_models
+
+    cfg = load_config()
+    expected = run_models(cfg)
+    counts = _counts(_dry_run(tmp_path).stdout)
+    assert counts["finetune"] == len(expected) == 3 * len(cfg["finetune"]["seeds"]) + 4
+    assert counts["predict"] == counts["evaluate"] == 4 + len(expected)  # + interpolation, unet, gan, ldm
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump({"experiments": {"lambdas": [0.0, 0.01, 0.1]}}))
+    reduced = _counts(_dry_run(tmp_path, fewer).stdout)
+    assert counts["finetune"] - reduced["finetune"] == 2  # lambda 0.001 of the two forms, one seed each
 
 
 def test_mistyped_config_key_stops_with_a_message_naming_it(tmp_path):

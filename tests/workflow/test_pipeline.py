@@ -67,6 +67,21 @@ def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Pa
                                                               ("pde_ldm_adv", "ldm_control"), ("ldm_control", "ldm")}
     fit = yaml.safe_load((results / "physics" / "pde_coefficients.json").read_text())
     assert 2.0 < fit["derived"]["tau_hours"] < 4.0
+
+
+def test_experiment_tables_are_means_of_the_per_time_metrics(finished_run: Path):
+    results = finished_run / "results"
+    for figure in ["ablation_lambda.png", "ablation_tradeoff.png", "pde_forms.png"]:
+        assert (results / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(results / "tables" / "ablation_lambda.csv", dtype={"seed": str})
+    for _, row in table.iterrows():
+        seeds = sorted((results / "metrics" / row["run"]).glob("seed*[0-9].csv"))
+        per_seed = {p.stem.removeprefix("seed"): pd.read_csv(p)["rmse"].mean() for p in seeds}
+        expected = np.mean(list(per_seed.values())) if row["seed"] == "mean" else per_seed[row["seed"]]
+        assert row["rmse"] == pytest.approx(expected, rel=1e-5), row.to_dict()
+    conditions = pd.read_csv(results / "experiments" / "wind_contrast_conditions.csv")
+    forms = pd.read_csv(results / "tables" / "pde_forms.csv")
+    assert set(forms["times"]) == {"all", "strong wind, weak contrast"} or not conditions["subset"].any()
     diagnostics = yaml.safe_load((results / "twin" / "italy_ci_diagnostics.json").read_text())
     predictability = diagnostics["predictability"]
     assert 0.0 < predictability["predictable_share_fine"] < 1.0

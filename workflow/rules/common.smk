@@ -4,6 +4,7 @@ import json
 
 from pdeldm.config import months_in_period, validate_config
 from pdeldm.errors import ConfigError
+from pdeldm.experiments import fine_tuning_runs, run_models
 
 try:
     validate_config(config)
@@ -24,10 +25,12 @@ MODEL_DEPENDENCIES = {
     "autoencoder": ["unet"],
     "ldm": ["unet", "autoencoder"],
 }
-# Fine-tunings of the LDM (finetune.runs), each trained once per seed: the models "run/seedN".
-RUNS = list(config["finetune"]["runs"])
-SEEDS = list(config["finetune"]["seeds"])
-RUN_MODELS = [f"{run}/seed{seed}" for run in RUNS for seed in SEEDS]
+# Fine-tunings of the LDM (finetune.runs and the lambda ablation of `experiments`), each trained
+# once per seed: the models "run/seedN".
+FINETUNE_RUNS = fine_tuning_runs(config)
+RUNS = list(FINETUNE_RUNS)
+NAMED_RUNS = [name for name, run in FINETUNE_RUNS.items() if run.named]
+RUN_MODELS = run_models(config)
 MODELS = BASE_MODELS + RUN_MODELS
 MONTHS = months_in_period(config["data"]["period"]["start"], config["data"]["period"]["end"])
 STAGE_SCRIPT = "../scripts/stage.py"
@@ -82,18 +85,20 @@ def model_config_sections(model):
     return [f"models.{m}" for m in models] + ["training", "data.time_features"]
 
 
-def run_config_sections(run):
-    """A fine-tuning run depends on the LDM chain, `models.pde_ldm` and its own `finetune.runs` entry."""
-    return model_config_sections("ldm") + ["models.pde_ldm", f"finetune.runs.{run}"]
-
-
-def run_form(run):
-    """The physics term of a fine-tuning run (its own form, else models.pde_ldm's)."""
-    return config["finetune"]["runs"][run].get("form", config["models"]["pde_ldm"]["pde"]["form"])
+def run_config(run):
+    """What a fine-tuning run depends on: the LDM chain, `models.pde_ldm` and its own overrides."""
+    subset = json.loads(config_json(*model_config_sections("ldm"), "models.pde_ldm"))
+    subset["run"] = FINETUNE_RUNS[run].overrides
+    return json.dumps(subset, sort_keys=True)
 
 
 def run_uses_equation(run):
-    return run_form(run) in ("advection_diffusion", "advection_diffusion_matched")
+    return FINETUNE_RUNS[run].form in ("advection_diffusion", "advection_diffusion_matched")
+
+
+def model_run(model):
+    """The fine-tuning run of a model key "run/seedN" (None for a base model)."""
+    return model.split("/seed")[0] if "/seed" in model else None
 
 
 def final_outputs():

@@ -7,10 +7,12 @@ def prediction_inputs(wildcards):
 
 
 def prediction_config(wildcards):
-    if wildcards.model in BASE_MODELS:
+    run = model_run(wildcards.model)
+    if run is None:
         return config_json(*model_config_sections(wildcards.model), "evaluation")
-    run = wildcards.model.split("/seed")[0]
-    return config_json(*run_config_sections(run), "evaluation")
+    subset = json.loads(run_config(run))
+    subset["evaluation"] = config["evaluation"]
+    return json.dumps(subset, sort_keys=True)
 
 
 rule predict:
@@ -98,7 +100,8 @@ rule summary_table:
     message:
         "Summarising the metrics of all models"
     input:
-        metric_csvs=metric_csvs(truth=True),
+        metric_csvs=metric_csvs(models=BASE_MODELS + [m for m in RUN_MODELS if model_run(m) in NAMED_RUNS],
+                                truth=True),
     output:
         out_csv=f"{RESULTS}/tables/summary.csv",
         out_md=f"{RESULTS}/tables/summary.md",
@@ -113,7 +116,7 @@ rule paired_differences:
     message:
         "Paired differences of the fine-tuning runs (block-bootstrap intervals over test days)"
     input:
-        metric_csvs=metric_csvs(models=["ldm"] + RUN_MODELS),
+        metric_csvs=metric_csvs(models=["ldm"] + [m for m in RUN_MODELS if model_run(m) in NAMED_RUNS]),
     output:
         out_csv=f"{RESULTS}/tables/paired_differences.csv",
         out_md=f"{RESULTS}/tables/paired_differences.md",

@@ -2,14 +2,16 @@
 
 
 # One seed of each fine-tuning run in the map panels (the other seeds look alike and would crowd them).
-MAP_MODELS = BASE_MODELS + [f"{run}/seed{SEEDS[0]}" for run in RUNS]
+MAP_MODELS = BASE_MODELS + [f"{run}/seed{FINETUNE_RUNS[run].seeds[0]}" for run in NAMED_RUNS]
+# The main comparison (the ablation has its own figures in experiments.smk).
+COMPARED_MODELS = BASE_MODELS + [m for m in RUN_MODELS if model_run(m) in NAMED_RUNS]
 
 
 rule figure_boxplots:
     message:
         "Plotting metric box plots across models"
     input:
-        metric_csvs=metric_csvs(truth=True),
+        metric_csvs=metric_csvs(models=COMPARED_MODELS, truth=True),
     output:
         out_png=report(f"{RESULTS}/figures/metric_boxplots.png", caption="../report/metric_boxplots.rst",
                        category="Evaluation", subcategory="Scores"),
@@ -40,7 +42,7 @@ rule figure_spectra:
     message:
         "Plotting radially averaged power spectra"
     input:
-        rapsd_csvs=metric_csvs("_rapsd"),
+        rapsd_csvs=metric_csvs("_rapsd", models=COMPARED_MODELS),
     output:
         out_png=report(f"{RESULTS}/figures/spectra.png", caption="../report/spectra.rst", category="Evaluation",
                        subcategory="Spectra"),
@@ -54,8 +56,8 @@ rule figure_calibration:
     message:
         "Plotting ensemble calibration (rank histograms, spread-skill)"
     input:
-        rank_hist_csvs=metric_csvs("_rank_hist"),
-        metric_csvs=metric_csvs(),
+        rank_hist_csvs=metric_csvs("_rank_hist", models=COMPARED_MODELS),
+        metric_csvs=metric_csvs(models=COMPARED_MODELS),
     output:
         out_png=report(f"{RESULTS}/figures/calibration.png", caption="../report/calibration.rst",
                        category="Evaluation", subcategory="Calibration"),

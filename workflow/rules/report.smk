@@ -8,7 +8,7 @@ rule figure_training:
     input:
         **{m: f"{RESULTS}/models/{m}/training_metrics.csv" for m in TRAINED},
         # one seed of each fine-tuning run, under the run's name
-        **{run: f"{RESULTS}/models/{run}/seed{SEEDS[0]}/training_metrics.csv" for run in RUNS},
+        **{run: f"{RESULTS}/models/{run}/seed{FINETUNE_RUNS[run].seeds[0]}/training_metrics.csv" for run in NAMED_RUNS},
     output:
         out_png=report(f"{RESULTS}/figures/training.png", caption="../report/training.rst", category="Training"),
     log:

@@ -74,8 +74,8 @@ rule finetune:
         out_ckpt=f"{RESULTS}/models/{{run}}/seed{{seed}}/model.ckpt",
         out_metrics=f"{RESULTS}/models/{{run}}/seed{{seed}}/training_metrics.csv",
     params:
-        config=lambda wildcards: config_json(*run_config_sections(wildcards.run)),
-        run="{run}",
+        config=lambda wildcards: run_config(wildcards.run),
+        overrides=lambda wildcards: json.dumps(FINETUNE_RUNS[wildcards.run].overrides, sort_keys=True),
         seed="{seed}",
         workdir=f"{RESOURCES}/work/{{run}}/seed{{seed}}",
     resources:
