@@ -20,6 +20,7 @@ report: "workflow/report/workflow.rst"
 
 # ---- rules, one file per stage ---------------------------------------------------------------
 include: "workflow/rules/data.smk"
+include: "workflow/rules/realism.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

@@ -77,6 +77,19 @@ def twin(static: str, cfg: dict[str, Any], era5_dir: str, cosmo_dir: str, diagno
     )
 
 
+@stage("twin_realism")
+def twin_realism(static_source: str, reference: str, regions: dict[str, Any], cfg: dict[str, Any], out_csv: str,
+                 out_md: str, out_html: str, out_png: str, log: str | None = None, **_params: Any) -> None:
+    """Compare the twin's monthly mean with a real COSMO-CLM one over every region."""
+    from pdeldm.data.twin.realism import realism_check
+
+    logger = stage_logger("twin_realism", log)
+    realism = cfg["twin"]["realism"]
+    realism_check(Path(static_source), Path(reference), dict(regions), cfg["twin"]["params"], int(cfg["seed"]),
+                  int(cfg["data"]["factor"]), out_csv, out_md, out_html, out_png, days=realism["days"], log=logger)
+    logger.info("wrote %s", out_md)
+
+
 @stage("store")
 def store(era5_files: Sequence[str], cosmo_files: Sequence[str], static: str, cfg: dict[str, Any],
           store_path: str, meta_path: str, log: str | None = None) -> None:

@@ -80,4 +80,5 @@ def final_outputs():
     ]
     if config["data"]["source"] == "twin":
         outputs.append(f"{RESULTS}/twin/{REGION}_diagnostics.json")
+    outputs += realism_outputs()  # workflow/rules/realism.smk
     return outputs

@@ -1,4 +1,5 @@
-"""Diagnostics of the twin: predictability of the fine scales and the PDE residual of the truth."""
+"""Diagnostics of the twin: predictability of the fine scales, the PDE residual of the truth and
+grid-scale roughness along the edges of the written region."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import xarray as xr
 
 from pdeldm.data.twin.model import TwinModel, pde_residual
 from pdeldm.data.twin.params import HOUR, merged_params
+
+#: Edges of the written region, named by where they lie on the rotated grid.
+EDGES = ("south", "north", "west", "east")
+
 
 def block_mean_upsampled(field: np.ndarray, factor: int) -> np.ndarray:
     """Mean over factor x factor blocks of the last two axes, repeated back to full size."""
@@ -31,6 +36,54 @@ def run_region(model: TwinModel, first_output: np.datetime64, n_out: int) -> np.
     return out
 
 
+def _lag1_correlation(d2: np.ndarray, axis: int) -> float:
+    """Correlation of successive values along ``axis`` (pooled over all other axes)."""
+    d2 = np.moveaxis(d2, axis, -1)
+    a, b = d2[..., 1:].ravel(), d2[..., :-1].ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(np.sum(a * b) / math.sqrt(float(np.sum(a * a) * np.sum(b * b))))
+
+
+def edge_roughness(fields: np.ndarray, band: int = 4) -> dict[str, dict[str, float]]:
+    """Grid-scale roughness along each edge of ``fields`` (..., ny, nx) and in the interior.
+
+    Across an edge (along rows for ``south``/``north``, along columns for ``west``/``east``) the
+    second difference ``d2[i] = T[i+1] - 2 T[i] + T[i-1]`` is taken at the ``band`` cells next to
+    the edge (the edge cell itself has no second difference); ``roughness_K`` is its mean absolute
+    value and ``lag1`` the correlation of successive second differences (``d2[i]``, ``d2[i+1]``).
+    A smooth field has ``lag1`` near +1, white noise -2/3, a 2-cell oscillation -1.  The
+    ``interior_rows``/``interior_columns`` entries take the same statistics, in the same direction,
+    more than ``band`` cells from every edge; the edge bands leave out the ``band`` cells at either
+    end of the edge (the corners).
+    """
+    fields = np.asarray(fields, dtype=np.float64)
+    if fields.ndim == 2:
+        fields = fields[None]
+    ny, nx = fields.shape[-2:]
+    if min(ny, nx) < 4 * band + 3:
+        raise ValueError(f"edge_roughness: a {ny}x{nx} field is too small for bands of {band} cells")
+    d2_rows = fields[..., 2:, :] - 2 * fields[..., 1:-1, :] + fields[..., :-2, :]  # rows 1 .. ny-2
+    d2_cols = fields[..., :, 2:] - 2 * fields[..., :, 1:-1] + fields[..., :, :-2]  # columns 1 .. nx-2
+    middle_cols, middle_rows = slice(band, nx - band), slice(band, ny - band)
+    # (second differences, axis across the edge); one extra cell so that lag-1 pairs stay in the band
+    parts = {
+        "south": (d2_rows[..., :band + 1, middle_cols], -2),
+        "north": (d2_rows[..., -band - 1:, middle_cols], -2),
+        "west": (d2_cols[..., middle_rows, :band + 1], -1),
+        "east": (d2_cols[..., middle_rows, -band - 1:], -1),
+        "interior_rows": (d2_rows[..., band:ny - 2 - band, middle_cols], -2),
+        "interior_columns": (d2_cols[..., middle_rows, band:nx - 2 - band], -1),
+    }
+    out = {}
+    for name, (d2, axis) in parts.items():
+        # roughness over the band cells only (the extra cell is for the correlation)
+        cells = d2 if name.startswith("interior") else (
+            np.take(d2, range(band), axis=axis) if name in ("south", "west") else np.take(d2, range(1, band + 1),
+                                                                                        axis=axis))
+        out[name] = {"roughness_K": float(np.mean(np.abs(cells))), "lag1": _lag1_correlation(d2, axis)}
+    return out
+
+
 def predictability_diagnostic(static: xr.Dataset, params: Mapping[str, Any] | None, seed: int, start: Any,
                               days: float | None = None, factor: int = 8) -> dict[str, Any]:
     """Share of fine-scale variance that is predictable, from two runs differing only in xi.
@@ -40,7 +93,7 @@ def predictability_diagnostic(static: xr.Dataset, params: Mapping[str, Any] | No
     grid does not resolve): ``share = 1 - Var(T1' - T2') / (2 Var(T'))`` and the RMSE floor of a
     perfect deterministic model ``sqrt(Var(T1' - T2') / 2)`` (fine-scale; ``total`` on the full T).
     Also reports the PDE residual (RMS, K/h) of the truth vs. a bicubic interpolation of its
-    block mean, evaluated with the same operator.
+    block mean, evaluated with the same operator, and :func:`edge_roughness` of the first run.
     """
     merged = merged_params(params)
     days = merged["diagnostic_days"] if days is None else float(days)
@@ -68,6 +121,7 @@ def predictability_diagnostic(static: xr.Dataset, params: Mapping[str, Any] | No
         "rmse_floor_total_K": math.sqrt(var_diff_total / 2),
         "pde_residual_rms_truth_K_per_h": truth_res,
         "pde_residual_rms_interpolated_K_per_h": interp_res,
+        "edge_roughness": edge_roughness(runs[0]),
     }
 
 

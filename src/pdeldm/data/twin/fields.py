@@ -67,16 +67,26 @@ class AnalyticFields:
         sea, land = p["diurnal_amplitude_sea"], p["diurnal_amplitude_land"]
         diurnal = sea + (land - sea) * fr_land.ravel()
         lon_rad = np.deg2rad(lon.ravel())
-        static = -p["lapse_rate"] * 1e-3 * hsurf.ravel() - p["meridional_gradient"] * (lat.ravel() - LAT_REFERENCE)
-        rows.extend([diurnal * np.cos(lon_rad), diurnal * np.sin(lon_rad), static])
+        meridional = -p["meridional_gradient"] * (lat.ravel() - LAT_REFERENCE)
+        lapse = -p["lapse_rate"] * 1e-3 * hsurf.ravel()
+        rows.extend([diurnal * np.cos(lon_rad), diurnal * np.sin(lon_rad), meridional, lapse, fr_land.ravel()])
         return np.vstack([np.atleast_2d(r) for r in rows])
+
+    def background_rows(self) -> dict[str, slice]:
+        """Rows of :meth:`basis` (and columns of :meth:`coefficients`) of each term of T_bg."""
+        n_w, n_s = len(self.wind_modes), len(self.synoptic_modes)
+        start = 1 + 2 * n_w
+        end = start + 2 * n_s
+        return {"mean_seasonal": slice(0, 1), "synoptic": slice(start, end), "diurnal": slice(end, end + 2),
+                "meridional": slice(end + 2, end + 3), "lapse_rate": slice(end + 3, end + 4),
+                "continentality": slice(end + 4, end + 5)}
 
     def coefficients(self, t: np.ndarray) -> np.ndarray:
         """Time coefficients (T, 3, K) such that [u, v, T_bg] = coefficients(t) @ basis."""
         p = self.params
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         n_w, n_s = len(self.wind_modes), len(self.synoptic_modes)
-        coef = np.zeros((t.size, 3, 1 + 2 * n_w + 2 * n_s + 3))
+        coef = np.zeros((t.size, 3, 1 + 2 * n_w + 2 * n_s + 5))
         amp, period, phase = self.wobble
         direction = (self.mean_direction + 2 * np.pi * t / self.rotation_period
                      + amp * np.sin(2 * np.pi * t / period + phase))
@@ -104,8 +114,19 @@ class AnalyticFields:
         coef[:, 2, 0] = p["mean_temperature"] - p["seasonal_amplitude"] * np.cos(2 * np.pi * (days - 15.0) / YEAR_DAYS)
         # diurnal A/2 cos(W t + lon - W 15h) = A/2 [cos(lon) cos(W t - W 15h) - sin(lon) sin(W t - W 15h)]
         solar = 2 * np.pi * (t / DAY - 15.0 / 24.0)
-        coef[:, 2, -3] = 0.5 * np.cos(solar)
-        coef[:, 2, -2] = -0.5 * np.sin(solar)
-        coef[:, 2, -1] = 1.0
+        coef[:, 2, -5] = 0.5 * np.cos(solar)
+        coef[:, 2, -4] = -0.5 * np.sin(solar)
+        coef[:, 2, -3:-1] = 1.0  # meridional gradient, lapse rate
+        coef[:, 2, -1] = self.land_sea_contrast(t)
         return coef
+
+    def land_sea_contrast(self, t: np.ndarray) -> np.ndarray:
+        """Continentality ``C(t)`` (K per unit land fraction): T_bg holds ``C(t) FR_LAND``.
+
+        ``C = -continentality_amplitude cos(2 pi (day - continentality_phase_day) / 365.2425)``:
+        land colder than sea in winter, warmer in summer.
+        """
+        p = self.params
+        days = np.asarray(t, dtype=np.float64) / DAY
+        return -p["continentality_amplitude"] * np.cos(2 * np.pi * (days - p["continentality_phase_day"]) / YEAR_DAYS)
 

@@ -13,7 +13,8 @@ import xarray as xr
 from pdeldm.data.static import pole_of, rotated_to_geographic
 from pdeldm.data.twin.fields import AnalyticFields
 from pdeldm.data.twin.forcing import StochasticForcing
-from pdeldm.data.twin.params import HOUR, RK3_REAL_AXIS_LIMIT, merged_params, seconds_since_epoch
+from pdeldm.data.twin.numerics import RK3_REAL_AXIS_LIMIT, SpatialOperator, StageCoefficients
+from pdeldm.data.twin.params import HOUR, merged_params, seconds_since_epoch
 
 def _padded_axis(axis: np.ndarray, margin: int) -> np.ndarray:
     step = float(np.mean(np.diff(axis)))
@@ -81,6 +82,16 @@ class TwinModel:
         fields = (self.fields.coefficients(t)[0] @ self.basis).reshape(3, *self.shape_pad)
         return fields[0], fields[1], fields[2]
 
+    def background_terms(self, time: Any) -> dict[str, np.ndarray]:
+        """The separate terms of T_bg on the region (ny, nx) at ``time``; they sum to T_bg.
+
+        ``mean_seasonal`` (T0 + S), ``synoptic``, ``diurnal``, ``meridional``, ``lapse_rate``
+        (-Gamma HSURF) and ``continentality`` (C(t) FR_LAND), as in the package docstring.
+        """
+        coef = self.fields.coefficients(float(seconds_since_epoch(time)[0]))[0, 2]
+        return {name: (coef[rows] @ self.basis[rows]).reshape(self.shape_pad)[self.interior]
+                for name, rows in self.fields.background_rows().items()}
+
     def forcing_at(self, t: float) -> np.ndarray:
         """xi (K/s) on the padded grid, linear between hourly keyframes."""
         hours = (t - float(seconds_since_epoch(self.origin)[0])) / HOUR
@@ -98,39 +109,17 @@ class TwinModel:
         """
         p = self.params
         t0 = float(seconds_since_epoch(self.origin)[0])
-        kappa_x, kappa_y = p["kappa"] / self.dx**2, p["kappa"] / self.dy**2
-        inv_tau = 1.0 / (p["tau_hours"] * HOUR)
-        centre = 2 * kappa_x + 2 * kappa_y + inv_tau
+        operator = SpatialOperator(self.shape_pad, self.dx, self.dy, p["kappa"], p["tau_hours"] * HOUR,
+                                   diffusion_scale=p["numerical_diffusion"])
+        inner = operator.inner
         n_sub = self.substeps
         dt = HOUR / n_sub
-        inner = (slice(1, -1), slice(1, -1))
-        shape_in = (self.shape_pad[0] - 2, self.shape_pad[1] - 2)
-        work = np.empty(shape_in)  # tendency buffer, reused by every stage
 
         def prepare(fields: np.ndarray, keyframes: tuple[np.ndarray, np.ndarray], weight: float
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            """Stencil coefficients, source term and the ring value from [u, v, T_bg] at one time."""
+                    ) -> StageCoefficients:
             u, v, background = fields
-            a = u[inner] * (-0.5 / self.dx)
-            b = v[inner] * (-0.5 / self.dy)
-            xi = keyframes[0][inner] * (1 - weight) + keyframes[1][inner] * weight
-            return (kappa_x + a, kappa_x - a, kappa_y + b, kappa_y - b,
-                    background[inner] * inv_tau + xi, background)
-
-        def tendency(T: np.ndarray, coeffs: tuple[np.ndarray, ...]) -> np.ndarray:
-            ce, cw, cn, cs, src, _ = coeffs
-            tend = work
-            np.multiply(ce, T[1:-1, 2:], out=tend)
-            tend += cw * T[1:-1, :-2]
-            tend += cn * T[2:, 1:-1]
-            tend += cs * T[:-2, 1:-1]
-            tend -= centre * T[1:-1, 1:-1]
-            tend += src
-            return tend
-
-        def set_ring(T: np.ndarray, background: np.ndarray) -> None:
-            T[0, :], T[-1, :] = background[0, :], background[-1, :]
-            T[:, 0], T[:, -1] = background[:, 0], background[:, -1]
+            xi = keyframes[0] * (1 - weight) + keyframes[1] * weight
+            return operator.coefficients(u, v, background, xi)
 
         _, _, T = self.wind_background(t0)
         T = T.copy()
@@ -147,18 +136,18 @@ class TwinModel:
             for sub in range(n_sub):
                 end = prepare(fields[2 * sub + 2], keyframes, fractions[2 * sub + 2])
                 middle = prepare(fields[2 * sub + 1], keyframes, fractions[2 * sub + 1])
-                # SSP-RK3 (Shu-Osher); the ring holds T_bg at each stage's time
+                # SSP-RK3 (Shu-Osher); the frame holds T_bg at each stage's time
                 T1[...] = T
-                T1[inner] += dt * tendency(T, start)
-                set_ring(T1, end[5])
+                T1[inner] += dt * operator.tendency(T, start)
+                operator.set_frame(T1, end.frame)
                 T2[...] = T1
-                T2[inner] += dt * tendency(T1, end)
+                T2[inner] += dt * operator.tendency(T1, end)
                 T2 *= 0.25
                 T2 += 0.75 * T
-                set_ring(T2, middle[5])
-                T3_inner = T2[inner] + dt * tendency(T2, middle)
+                operator.set_frame(T2, middle.frame)
+                T3_inner = T2[inner] + dt * operator.tendency(T2, middle)
                 T[inner] = (T[inner] + 2.0 * T3_inner) / 3.0
-                set_ring(T, end[5])
+                operator.set_frame(T, end.frame)
                 start = end
             yield self.origin + np.timedelta64((hour + 1) * 3600, "s"), T
 
