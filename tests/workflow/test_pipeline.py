@@ -64,6 +64,29 @@ def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Pa
     assert predictability["pde_residual_rms_truth_K_per_h"] < 0.3 * predictability["pde_residual_rms_interpolated_K_per_h"]
 
 
+def test_ci_workflow_compares_the_twin_with_the_real_cosmo_clm_file(finished_run: Path):
+    """The realism rule read the Debian-installed reference (skipped, saying so, where absent)."""
+    from pdeldm.config import load_config
+    from pdeldm.data.static import region_static
+    from pdeldm.data.twin.realism import fine_scale_regression, reference_cells, reference_month
+
+    reference = Path(load_config(ROOT / "config" / "config.yaml")["twin"]["realism"]["reference_file"])
+    if not reference.is_file():
+        pytest.skip(f"{reference} absent: apt-get install libncarg-data (.ci/run does)")
+    results = finished_run / "results" / "twin"
+    table = pd.read_csv(results / "realism.csv")
+    assert sorted(table["source"]) == ["real", "twin"] and set(table["region"]) == {"italy_ci"}
+    static = region_static(ROOT / "data" / "static" / "eur11_static.nc", {"rlat0": -9.405, "rlon0": -8.245,
+                                                                             "ny": 64, "nx": 64})
+    real = fine_scale_regression(reference_cells(reference_month(reference), static), static["HSURF"].values,
+                                 static["FR_LAND"].values, 8)
+    row = table[table["source"] == "real"].iloc[0]
+    assert row["land_sea_K"] == pytest.approx(real["land_sea_K"], rel=1e-5)
+    assert row["lapse_rate_K_per_km"] == pytest.approx(real["lapse_rate_K_per_km"], rel=1e-5)
+    assert "| italy_ci |" in (results / "realism.md").read_text()
+    assert (results / "realism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_second_dry_run_has_nothing_to_do(finished_run: Path):
     result = _snakemake(finished_run, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
