@@ -24,6 +24,7 @@ include: "workflow/rules/realism.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
 
 

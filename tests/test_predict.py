@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pdeldm.errors import InputError
 from pdeldm.predict import predict
 from pdeldm.train import train
 
@@ -70,3 +71,20 @@ def test_ldm_prediction_is_reproducible_and_batch_independent(chain: dict) -> No
     with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
         np.testing.assert_allclose(da["T_2M"].values, db["T_2M"].values, atol=1e-4)
         assert not np.allclose(da["T_2M"].values[0], da["T_2M"].values[1])  # members differ
+
+
+def test_predict_from_a_perfect_coarse_input(chain: dict) -> None:
+    """coarse_input="perfect": the coarse t2m is the block mean of the truth (recorded in the file).
+    This store's coarse t2m already is that block mean, so both inputs give the same UNet field."""
+    outs = {}
+    for coarse_input in ("store", "perfect"):
+        outs[coarse_input] = chain["root"] / coarse_input / "unet.nc"
+        predict("unet", chain["cfg"], chain["store"], chain["meta"], chain["ckpts"], outs[coarse_input], None,
+                coarse_input=coarse_input)
+    with xr.open_dataset(outs["perfect"]) as perfect, xr.open_dataset(outs["store"]) as store:
+        assert perfect.attrs["coarse_input"] == "perfect" and store.attrs["coarse_input"] == "store"
+        np.testing.assert_allclose(perfect["T_2M"].values, store["T_2M"].values, atol=2e-3)
+    out = chain["root"] / "bad.nc"
+    with pytest.raises(InputError, match="coarse_input must be 'store' or 'perfect'"):
+        predict("interpolation", chain["cfg"], chain["store"], chain["meta"], chain["ckpts"], out, None,
+                coarse_input="ideal")

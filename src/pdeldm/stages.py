@@ -126,12 +126,13 @@ def train(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out_
 
 @stage("predict")
 def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out: str,
-            log: str | None = None, **ckpts: str) -> None:
-    """Downscale the test period with one trained model (``ckpts``: checkpoints by model name)."""
+            log: str | None = None, coarse_input: str = "store", **ckpts: str) -> None:
+    """Downscale the test period with one trained model (``ckpts``: checkpoints by model name);
+    ``coarse_input="perfect"`` replaces the coarse t2m by the block mean of the truth."""
     from pdeldm.predict import predict as predict_model
 
     predict_model(model, cfg, Path(store_path), Path(meta_path), {k: Path(v) for k, v in ckpts.items()},
-                  Path(out), Path(log) if log else None)
+                  Path(out), Path(log) if log else None, coarse_input=coarse_input)
 
 
 @stage("evaluate")
@@ -151,6 +152,16 @@ def summary_table(metric_csvs: Sequence[str], out_csv: str, out_md: str, out_tex
     from pdeldm.evaluation.tables import summarise
 
     summarise(metric_csvs, out_csv, out_md, out_tex, log=log)
+
+
+@stage("robustness_table")
+def robustness_table(store_csvs: Sequence[str], perfect_csvs: Sequence[str], out_csv: str, out_md: str,
+                     out_html: str, log: str | None = None) -> None:
+    """Every model's scores with the store's coarse input beside those with a perfect one."""
+    from pdeldm.evaluation.robustness import write_robustness
+
+    table = write_robustness(store_csvs, perfect_csvs, out_csv, out_md, out_html)
+    stage_logger("robustness_table", log).info("wrote %s (%d models)", out_md, len(table))
 
 
 @stage("figure_boxplots")

@@ -57,6 +57,7 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "deterministic": True,
     "latent_scale_batches": 16,
     "num_threads": None,
+    "robust_input": None,  # randomised coarse-input error model per sample (pdeldm.data.input_error); None = off
 }
 
 
@@ -99,6 +100,7 @@ def _datamodule(store: Path, meta: Path, opts: dict[str, Any], seed: int) -> Any
                                  num_workers=int(opts["num_workers"]), crop=opts["crop"], seed=seed,
                                  in_memory=bool(opts["in_memory"]), time_stride=int(opts["time_stride"]),
                                  val_time_stride=opts["val_time_stride"], val_crop=bool(opts["val_crop"]),
+                                 robust_input=opts["robust_input"],
                                  persistent_workers=int(opts["num_workers"]) > 0,
                                  pin_memory=torch.cuda.is_available() and opts["accelerator"] != "cpu")
 

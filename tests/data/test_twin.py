@@ -311,3 +311,8 @@ def test_january_land_sea_coefficient_has_the_sign_and_order_of_real_cosmo_clm()
     # without the continentality term the twin's January has (almost) no coastline signal
     flat = twin_monthly_mean(static, {"spinup_days": 1, "continentality_amplitude": 0.0}, SEED, "2006-01", days=10)
     assert abs(fine_scale_regression(flat, hsurf, land, 8)["land_sea_K"]) < 0.3 * abs(real_coef)
+
+
+def test_end_before_start_is_a_clear_error(static_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="twin: end 2001-01-01 before start 2001-02-01"):
+        simulate_twin(static_path, "2001-02-01", "2001-01-01", SEED, {}, tmp_path / "e", tmp_path / "c", None)

@@ -48,8 +48,11 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Path):
     results = finished_run / "results"
-    for name in ["summary.csv", "summary.md", "summary.tex"]:
+    for name in ["summary.csv", "summary.md", "summary.tex", "robustness.csv", "robustness.md"]:
         assert (results / "tables" / name).stat().st_size > 0
+    robustness = pd.read_csv(results / "tables" / "robustness.csv")
+    assert sorted(robustness["model"]) == sorted(MODELS)
+    assert np.isfinite(robustness[["rmse_store", "rmse_perfect"]].to_numpy()).all()
     for figure in ["metric_boxplots.png", "maps.png", "spectra.png", "calibration.png"]:
         assert (results / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for model in MODELS:
@@ -119,7 +122,8 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
     output = result.stdout + result.stderr
     counts = _job_counts(output)
     assert counts == {"train": 1, "predict": 1, "evaluate": 1, "summary_table": 1, "figure_boxplots": 1,
-                      "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "all": 1}, counts
+                      "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "predict_perfect_input": 1,
+                      "evaluate_perfect_input": 1, "robustness_table": 1, "all": 1}, counts
     messages = _job_messages(output)
     assert "Training gan" in messages and "Scoring gan on the test period" in messages, messages
     for other in ["interpolation", "unet", "autoencoder", "ldm", "pde_ldm"]:

@@ -80,5 +80,5 @@ def final_outputs():
     ]
     if config["data"]["source"] == "twin":
         outputs.append(f"{RESULTS}/twin/{REGION}_diagnostics.json")
-    outputs += realism_outputs()  # workflow/rules/realism.smk
+    outputs += realism_outputs() + perfect_input_outputs()  # realism.smk, robustness.smk
     return outputs

@@ -25,11 +25,14 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pdeldm.data.input_error import RandomisedInputError
 from pdeldm.errors import InputError
 from pdeldm.io import read_json
 
 #: Times loaded per read when filling memory (bounds the transient copy before striding).
 _LOAD_BLOCK = 24 * 8
+#: Extra seed part of the robust-input draws (independent of the crop draws).
+_INPUT_ERROR_STREAM = 0xE440
 
 
 def _seed(*parts: int) -> int:
@@ -108,6 +111,8 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         time_stride: use every ``time_stride``-th time of the split.
         seed: base seed of the crop generator.
         fixed_crops: draw crops from ``(seed, index)`` only, identical every epoch (validation).
+        input_error: randomise each item's coarse t2m (robust training, :mod:`pdeldm.data.input_error`),
+            drawn from ``(seed, epoch, index)`` like the crops.
     """
 
     def __init__(
@@ -120,8 +125,10 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         time_stride: int = 1,
         seed: int = 0,
         fixed_crops: bool = False,
+        input_error: RandomisedInputError | None = None,
     ) -> None:
         self.store_path = Path(store_path)
+        self.input_error = input_error
         self.meta = read_json(meta_path)
         if split not in self.meta["splits"]:
             raise InputError(f"{meta_path}: no split '{split}' (have {sorted(self.meta['splits'])})")
@@ -232,6 +239,10 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
             target = torch.from_numpy((np.asarray(g["target"][t, ys, xs], np.float32)[None] - self._t_mean) / self._t_std)
             coarse = torch.from_numpy((np.asarray(g["coarse"][t, :, yc, xc], np.float32) - self._c_mean) / self._c_std)
             wind = torch.from_numpy(np.asarray(g["wind"][t, :, ys, xs], np.float32))
+        if self.input_error is not None:
+            ep = 0 if self.fixed_crops else (self.epoch if epoch is None else int(epoch))
+            gen = torch.Generator().manual_seed(_seed(self.seed, ep, t, _INPUT_ERROR_STREAM))
+            coarse = self.input_error.apply(coarse, target, self.static[:, ys, xs], gen)
         return {
             "coarse": coarse.contiguous().float(),
             "static": self.static[:, ys, xs].contiguous(),
@@ -264,6 +275,7 @@ class DownscalingDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         val_crop: bool = True,
+        robust_input: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.store_path, self.meta_path = Path(store_path), Path(meta_path)
@@ -277,6 +289,8 @@ class DownscalingDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.val_crop = val_crop
         self.meta: dict[str, Any] = read_json(self.meta_path)
+        # robust training: the training items' coarse t2m randomised (validation keeps the store's)
+        self.input_error = RandomisedInputError.from_config(robust_input, self.meta) if robust_input else None
         self.train_set: DownscalingDataset | None = None
         self.val_set: DownscalingDataset | None = None
         self.test_set: DownscalingDataset | None = None
@@ -293,13 +307,15 @@ class DownscalingDataModule(L.LightningDataModule):
     def n_static(self) -> int:
         return len(self.meta["static_vars"])
 
-    def _dataset(self, split: str, crop: int | None, stride: int, fixed: bool) -> DownscalingDataset:
+    def _dataset(self, split: str, crop: int | None, stride: int, fixed: bool,
+                 input_error: RandomisedInputError | None = None) -> DownscalingDataset:
         return DownscalingDataset(self.store_path, self.meta_path, split, crop=crop, in_memory=self.in_memory,
-                                  time_stride=stride, seed=self.seed, fixed_crops=fixed)
+                                  time_stride=stride, seed=self.seed, fixed_crops=fixed, input_error=input_error)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._dataset("train", self.crop, self.time_stride, fixed=False)
+            self.train_set = self._dataset("train", self.crop, self.time_stride, fixed=False,
+                                           input_error=self.input_error)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset("val", self.crop if self.val_crop else None, self.val_time_stride, fixed=True)
         if stage in (None, "test", "predict") and self.test_set is None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from pdeldm.data.twin.params import DAY, LAT_REFERENCE, N_SYNOPTIC_MODES, N_WIND_MODES, YEAR_DAYS
 
+
 @dataclass(frozen=True)
 class AnalyticFields:
     """Random (seeded) constants of the wind and background; evaluated on any set of points.

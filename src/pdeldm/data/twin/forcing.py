@@ -9,6 +9,7 @@ import scipy.ndimage as ndi
 
 from pdeldm.data.twin.params import HOUR
 
+
 class StochasticForcing:
     """Hourly keyframes of the small-scale forcing xi (K/s) on the padded grid.
 

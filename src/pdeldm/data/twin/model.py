@@ -16,6 +16,7 @@ from pdeldm.data.twin.forcing import StochasticForcing
 from pdeldm.data.twin.numerics import RK3_REAL_AXIS_LIMIT, SpatialOperator, StageCoefficients
 from pdeldm.data.twin.params import HOUR, merged_params, seconds_since_epoch
 
+
 def _padded_axis(axis: np.ndarray, margin: int) -> np.ndarray:
     step = float(np.mean(np.diff(axis)))
     return np.round(axis[0] + step * np.arange(-margin, axis.size + margin), 6)

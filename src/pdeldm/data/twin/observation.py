@@ -1,4 +1,39 @@
-"""The ERA5-like predictors of the twin: the lat-lon grid and the coarse observation of the truth."""
+r"""The ERA5-like predictors of the twin: the lat-lon grid and the coarse observation of the truth.
+
+Grid: a regular lat-lon grid of ``era5_resolution_deg`` (centres at multiples of the step, as the
+CDS regrids, hence not aligned with the rotated grid) covering the region's lat/lon bounding box
+plus one cell.  ``u10``/``v10`` are the known wind at the lat-lon centres, rotated to geographic
+(eastward/northward) components like real ERA5, with the same smoothing as t2m.
+
+``t2m`` is an observation of the truth with a documented error model.  It starts from the
+area-weighted mean of the fine truth (padded domain) over the fine cells whose centres fall in each
+lat-lon cell (cells with none take the nearest filled cell): what a perfect coarse model would
+give.  Then, in this order, each component standing for something real ERA5 does and COSMO-CLM
+does not:
+
+* **smoothing**, a Gaussian of ``era5_smoothing_cells`` lat-lon cells (default 1): a reanalysis
+  resolves less than its grid, its orography and coastlines are smoother than the cell means of the
+  real ones, and its effective resolution is several grid lengths (a Gaussian of one cell keeps 29 %
+  of a 4-cell wave and 73 % of an 8-cell wave).  It is the largest component: mixing each cell
+  with its neighbours warms mountain cells and cools valley and coastal ones in winter, so its error
+  is correlated with the cell's height (about 1.0-1.6 K RMS over Italy, correlation with the cell
+  height about 0.5);
+* **bias** ``era5_bias`` (default -0.3 K): a domain-wide offset of a few tenths of a kelvin, the
+  order of reanalysis 2-m temperature biases against regional models and stations;
+* **elevation-dependent bias** ``era5_elevation_bias`` K per km of cell-mean surface height
+  (default +0.5 K/km, about 0.3 K RMS over Italy): over mountains reanalysis 2-m temperature tends
+  to be too warm, the more so the higher the terrain, because its smoothed terrain is lower than the
+  real peaks and cannot hold valley cold pools and inversions;
+* **noise** of std ``era5_noise`` (default 0.1 K), white in space and time: analysis increments
+  and representativeness errors at the grid scale.
+
+These values are plausible choices, not fitted to real ERA5 (which the default pipeline cannot
+reach); every one is configurable (``twin.params``).  The store then regrids the lat-lon field
+onto the coarse rotated grid, which adds its own interpolation error.  What the choice implies for
+the models is measured, not assumed: the workflow scores every model also with a perfect coarse
+input (the block mean of the truth, :mod:`pdeldm.data.input_error`), and ``training.robust_input``
+trains on a randomised version of this error model.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +46,7 @@ from pdeldm.data.static import geographic_to_rotated, grid_north_angle, grid_to_
 from pdeldm.data.twin.model import TwinModel
 from pdeldm.data.twin.params import seconds_since_epoch
 from pdeldm.errors import InputError
+
 
 class Era5Grid:
     """The regular lat-lon grid of the ERA5-like predictors and the fine -> coarse binning."""

@@ -11,6 +11,7 @@ import pandas as pd
 from pdeldm.data.twin.numerics import ADVECTIVE_COURANT_LIMIT, HALO
 from pdeldm.errors import InputError
 
+
 DEFAULT_PARAMS: dict[str, float] = {
     "kappa": 2000.0,  # m^2/s
     "tau_hours": 1.0,  # relaxation time towards T_bg

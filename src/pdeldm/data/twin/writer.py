@@ -18,7 +18,9 @@ from pdeldm.data.twin.diagnostics import predictability_diagnostic
 from pdeldm.data.twin.model import TwinModel
 from pdeldm.data.twin.observation import Era5Grid, era5_month
 from pdeldm.data.twin.params import YEAR_DAYS, merged_params
+from pdeldm.errors import InputError
 from pdeldm.io import write_json
+
 
 def _output_times(start: str, end: str) -> pd.DatetimeIndex:
     first = pd.Timestamp(start)
