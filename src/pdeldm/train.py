@@ -57,15 +57,18 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "deterministic": True,
     "latent_scale_batches": 16,
     "num_threads": None,
-    "robust_input": None,  # randomised coarse-input error model per sample (pdeldm.data.input_error); None = off
+    "robust_input": {"enabled": False},  # randomised coarse-input error per sample (pdeldm.data.input_error)
 }
 
 
 def training_options(cfg: dict[str, Any], model: str) -> dict[str, Any]:
     """Defaults <- ``cfg["training"]`` <- ``cfg["models"][model]["training"]``."""
     opts = dict(DEFAULT_TRAINING)
-    opts.update(cfg.get("training") or {})
-    opts.update(((cfg.get("models") or {}).get(model) or {}).get("training") or {})
+    for layer in (cfg.get("training") or {}, ((cfg.get("models") or {}).get(model) or {}).get("training") or {}):
+        for key, value in layer.items():
+            # nested options (robust_input) are merged key by key, like the config overlays
+            both_dicts = isinstance(value, dict) and isinstance(opts.get(key), dict)
+            opts[key] = {**opts[key], **value} if both_dicts else value
     unknown = sorted(set(opts) - set(DEFAULT_TRAINING))
     if unknown:
         from pdeldm.errors import ConfigError

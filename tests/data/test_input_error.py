@@ -67,7 +67,7 @@ def test_gaussian_smoothing_keeps_the_mean_of_a_constant_and_smooths_a_spike():
 
 
 def test_robust_training_items_are_randomised_and_reproducible(built_store, meta):
-    cfg = {"keep_probability": 0.25, "smoothing_cells": [0.0, 1.5], "bias_K": [-1.0, 1.0],
+    cfg = {"enabled": True, "keep_probability": 0.25, "smoothing_cells": [0.0, 1.5], "bias_K": [-1.0, 1.0],
            "elevation_bias_K_per_km": [-0.5, 1.5], "noise_K": [0.0, 0.3]}
     dm = DownscalingDataModule(built_store.store, built_store.meta, batch_size=4, num_workers=0, crop=16, seed=5,
                                robust_input=cfg)
@@ -80,6 +80,24 @@ def test_robust_training_items_are_randomised_and_reproducible(built_store, meta
     for k in range(0, len(dm.val_set), 5):  # validation keeps the store's input
         torch.testing.assert_close(dm.val_set[k]["coarse"], DownscalingDataset(
             built_store.store, built_store.meta, "val", crop=16, seed=5, fixed_crops=True)[k]["coarse"])
+    off = DownscalingDataModule(built_store.store, built_store.meta, batch_size=4, num_workers=0, crop=16, seed=5,
+                                robust_input={**cfg, "enabled": False})
+    assert off.input_error is None
+
+
+def test_robust_input_overlay_reaches_the_training_options():
+    """`{enabled: true}` in an overlay or a model's training block keeps the other keys' defaults."""
+    from pathlib import Path
+
+    from pdeldm.config import load_config
+    from pdeldm.train import training_options
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "config" / "config.yaml")
+    assert training_options(config, "unet")["robust_input"]["enabled"] is False
+    config["models"]["unet"]["training"] = {"robust_input": {"enabled": True}}
+    options = training_options(config, "unet")["robust_input"]
+    assert options["enabled"] is True and options["smoothing_cells"] == [0.0, 1.5]
 
 
 def test_bad_ranges_are_config_errors(meta):

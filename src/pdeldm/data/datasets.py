@@ -290,7 +290,8 @@ class DownscalingDataModule(L.LightningDataModule):
         self.val_crop = val_crop
         self.meta: dict[str, Any] = read_json(self.meta_path)
         # robust training: the training items' coarse t2m randomised (validation keeps the store's)
-        self.input_error = RandomisedInputError.from_config(robust_input, self.meta) if robust_input else None
+        enabled = bool(robust_input and robust_input.get("enabled"))
+        self.input_error = RandomisedInputError.from_config(robust_input, self.meta) if enabled else None
         self.train_set: DownscalingDataset | None = None
         self.val_set: DownscalingDataset | None = None
         self.test_set: DownscalingDataset | None = None
