@@ -132,10 +132,14 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(hp: dict[str, Any], deps: dict[str, str | os.PathLike[str]], seed: int) -> str:
+def _fingerprint(hp: dict[str, Any], deps: dict[str, str | os.PathLike[str]], seed: int,
+                 robust_input: dict[str, Any] | None = None) -> str:
     """What a working checkpoint is only valid for: the model's hyper-parameters (with its data
-    spec and its dependencies' settings), the dependencies' weights and the seed."""
+    spec and its dependencies' settings), the dependencies' weights, the seed and the robust-input
+    option (it changes the training data)."""
     payload = {"hp": hp, "seed": seed, "deps": {k: _file_digest(Path(v)) for k, v in sorted(deps.items())}}
+    if robust_input and robust_input.get("enabled"):
+        payload["robust_input"] = robust_input
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -192,7 +196,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     workdir.mkdir(parents=True, exist_ok=True)
     last = workdir / "last.ckpt"
-    _discard_stale_workdir(workdir, _fingerprint(module.hp, deps, seed), logger)
+    _discard_stale_workdir(workdir, _fingerprint(module.hp, deps, seed, opts["robust_input"]), logger)
     resume = last if last.exists() else None
     precision = resolve_precision(opts)
 
