@@ -73,8 +73,8 @@ former ``tau`` = 3 h and 8 m/s (86 km, about one coarse cell) the twin's January
 below it faster than that.  ``tau`` = 1 h and ``wind_speed`` = 6 m/s (a near-surface wind; 22 km,
 two fine cells) keep -5.1 to -5.9 K/km, and ``continentality_amplitude`` = 4 K gives -2.7 to
 -3.1 K per unit land fraction.  ``forcing_amplitude`` = 0.8 K/h (doubled with the shorter ``tau``,
-whose response to xi is weaker) leaves ~85-90% of the fine-scale variance predictable over Italy
-(RMSE floor ~0.55 K).  ``mean_temperature`` = 288 K, ``seasonal_amplitude`` = 6 K and
+whose response to xi is weaker) leaves about 90% of the fine-scale variance predictable over
+Italy (RMSE floor ~0.55 K).  ``mean_temperature`` = 288 K, ``seasonal_amplitude`` = 6 K and
 ``meridional_gradient`` = 0.5 K/degree are climatological values for the European seas; the
 region means of the January twin then lie within ~2 K of the real January 2006.
 
@@ -87,8 +87,8 @@ practically untouched; SSP-RK3 in time with ``substeps_per_hour`` sub-steps (0 =
 The discrete truth thus solves the stated equation plus ``N(T)``: the residual of the stated
 equation that :func:`pde_residual` evaluates (2nd-order centred in space and time, hourly) is on
 the truth ``N(T)`` plus the time discretisation of the hourly output, which under-resolves the
-xi response (in Italy in November: 0.05 K/h from ``N``, 0.005 K/h from time without xi, about
-0.2 K/h with xi, against 1.4-1.6 K/h for a bicubic interpolation of the coarse field).
+xi response (over Italy: 0.05 K/h from ``N``, 0.005 K/h from time without xi, about 0.2 K/h
+with xi, against 1.4-1.9 K/h for a bicubic interpolation of the coarse field).
 The run starts ``spinup_days`` before the first output with ``T = T_bg``.
 Everything is deterministic given ``seed``: the analytic fields come from
 ``numpy.random.default_rng([seed, 0])``, the forcing's white noise for day d from
