@@ -88,3 +88,16 @@ def test_predict_from_a_perfect_coarse_input(chain: dict) -> None:
     with pytest.raises(InputError, match="coarse_input must be 'store' or 'perfect'"):
         predict("interpolation", chain["cfg"], chain["store"], chain["meta"], chain["ckpts"], out, None,
                 coarse_input="ideal")
+
+
+def test_perfect_input_stage_uses_its_own_member_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pdeldm.predict as predict_module
+    from pdeldm import stages
+
+    seen = []
+    monkeypatch.setattr(predict_module, "predict", lambda model, cfg, *args, **kwargs: seen.append(
+        (cfg["evaluation"]["members"], kwargs["coarse_input"])))
+    cfg = {"evaluation": {"members": 6, "perfect_input_members": 2}}
+    for coarse_input in ("store", "perfect"):
+        stages.predict("ldm", cfg, "s.zarr", "m.json", str(tmp_path / "p.nc"), coarse_input=coarse_input, ldm="c")
+    assert seen == [(6, "store"), (2, "perfect")] and cfg["evaluation"]["members"] == 6

@@ -128,9 +128,13 @@ def train(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out_
 def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out: str,
             log: str | None = None, coarse_input: str = "store", **ckpts: str) -> None:
     """Downscale the test period with one trained model (``ckpts``: checkpoints by model name);
-    ``coarse_input="perfect"`` replaces the coarse t2m by the block mean of the truth."""
+    ``coarse_input="perfect"`` replaces the coarse t2m by the block mean of the truth (with
+    ``evaluation.perfect_input_members`` members)."""
     from pdeldm.predict import predict as predict_model
 
+    if coarse_input == "perfect":  # fewer members: the robustness table needs member 0 and a CRPS
+        evaluation = cfg["evaluation"]
+        cfg = {**cfg, "evaluation": {**evaluation, "members": evaluation["perfect_input_members"]}}
     predict_model(model, cfg, Path(store_path), Path(meta_path), {k: Path(v) for k, v in ckpts.items()},
                   Path(out), Path(log) if log else None, coarse_input=coarse_input)
 

@@ -8,7 +8,10 @@ particular error (on the twin: the ERA5-like smoothing and elevation-dependent b
 The interpolation of the perfect input is the reference a learned model should beat on it.
 
 Output (``results/tables/robustness.{csv,md,html}``), one row per model: the mean over the test
-times of RMSE, MAE and (ensembles) CRPS with each input, and the change ``perfect - store``.
+times of RMSE, MAE and (ensembles) CRPS with each input, and the change ``perfect - store``. The
+perfect-input ensembles have ``evaluation.perfect_input_members`` members (fewer, to save time);
+RMSE and MAE use member 0 like the default scores, and the fair CRPS does not depend on the
+ensemble size in expectation, so the columns compare.
 """
 
 from __future__ import annotations
