@@ -20,9 +20,11 @@ report: "workflow/report/workflow.rst"
 
 # ---- rules, one file per stage ---------------------------------------------------------------
 include: "workflow/rules/data.smk"
+include: "workflow/rules/realism.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/robustness.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/experiments.smk"
 include: "workflow/rules/report.smk"

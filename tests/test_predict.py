@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pdeldm.errors import InputError
 from pdeldm.predict import predict
 from pdeldm.train import train
 
@@ -70,3 +71,33 @@ def test_ldm_prediction_is_reproducible_and_batch_independent(chain: dict) -> No
     with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
         np.testing.assert_allclose(da["T_2M"].values, db["T_2M"].values, atol=1e-4)
         assert not np.allclose(da["T_2M"].values[0], da["T_2M"].values[1])  # members differ
+
+
+def test_predict_from_a_perfect_coarse_input(chain: dict) -> None:
+    """coarse_input="perfect": the coarse t2m is the block mean of the truth (recorded in the file).
+    This store's coarse t2m already is that block mean, so both inputs give the same UNet field."""
+    outs = {}
+    for coarse_input in ("store", "perfect"):
+        outs[coarse_input] = chain["root"] / coarse_input / "unet.nc"
+        predict("unet", chain["cfg"], chain["store"], chain["meta"], chain["ckpts"], outs[coarse_input], None,
+                coarse_input=coarse_input)
+    with xr.open_dataset(outs["perfect"]) as perfect, xr.open_dataset(outs["store"]) as store:
+        assert perfect.attrs["coarse_input"] == "perfect" and store.attrs["coarse_input"] == "store"
+        np.testing.assert_allclose(perfect["T_2M"].values, store["T_2M"].values, atol=2e-3)
+    out = chain["root"] / "bad.nc"
+    with pytest.raises(InputError, match="coarse_input must be 'store' or 'perfect'"):
+        predict("interpolation", chain["cfg"], chain["store"], chain["meta"], chain["ckpts"], out, None,
+                coarse_input="ideal")
+
+
+def test_perfect_input_stage_uses_its_own_member_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pdeldm.predict as predict_module
+    from pdeldm import stages
+
+    seen = []
+    monkeypatch.setattr(predict_module, "predict", lambda model, cfg, *args, **kwargs: seen.append(
+        (cfg["evaluation"]["members"], kwargs["coarse_input"])))
+    cfg = {"evaluation": {"members": 6, "perfect_input_members": 2}}
+    for coarse_input in ("store", "perfect"):
+        stages.predict("ldm", cfg, "s.zarr", "m.json", str(tmp_path / "p.nc"), ckpt="c", coarse_input=coarse_input)
+    assert seen == [(6, "store"), (2, "perfect")] and cfg["evaluation"]["members"] == 6

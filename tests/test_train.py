@@ -196,3 +196,16 @@ def test_changed_architecture_starts_afresh(tmp_path: Path) -> None:
     text = (tmp_path / "fresh.log").read_text()
     assert "starting afresh" in text and "resumed" not in text
     assert load_model(out / "model.ckpt").unet.net.base_channels == 4
+
+
+def test_enabling_robust_input_starts_afresh(tmp_path: Path) -> None:
+    """Robust training changes the training data: a working checkpoint of a plain run is not resumed."""
+    store, meta = make_store(tmp_path)
+    out, work = tmp_path / "out", tmp_path / "work"
+    train("unet", tiny_cfg(max_epochs=1), store, meta, {}, out / "model.ckpt", out / "m.csv", work, None)
+    robust = {"enabled": True, "keep_probability": 0.25, "smoothing_cells": [0.0, 1.5], "bias_K": [-1.0, 1.0],
+              "elevation_bias_K_per_km": [-0.5, 1.5], "noise_K": [0.0, 0.3]}
+    train("unet", tiny_cfg(max_epochs=2, robust_input=robust), store, meta, {}, out / "model.ckpt", out / "m.csv",
+          work, tmp_path / "robust.log")
+    assert "starting afresh" in (tmp_path / "robust.log").read_text()
+    assert [int(r["epoch"]) for r in read_rows(out / "m.csv")] == [0, 1]

@@ -126,6 +126,10 @@ def check_consistency(config: dict[str, Any]) -> None:
                     f"config key 'data.regions.{name}.{dim}' = {region[dim]} is not a multiple of "
                     f"data.factor = {factor}: fine and coarse grids would not be {factor}:1 aligned"
                 )
+    unknown_regions = [name for name in config["twin"]["realism"]["regions"] if name not in data["regions"]]
+    if unknown_regions:
+        raise ConfigError(f"config key 'twin.realism.regions': {unknown_regions} not defined in 'data.regions' "
+                          f"(defined: {', '.join(sorted(data['regions']))})")
     period_start = _parse_date(data["period"]["start"], "data.period.start")
     period_end = _parse_date(data["period"]["end"], "data.period.end")
     if period_end < period_start:

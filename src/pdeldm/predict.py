@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pdeldm.data.cosmo import LAEA_PARAM_KEYS
+from pdeldm.data.input_error import CoarseInput
 from pdeldm.errors import InputError
 from pdeldm.io import atomic_output, read_json
 from pdeldm.logs import stage_logger
@@ -82,10 +83,13 @@ def _check_spec(model: Any, meta: dict[str, Any], logger: Any) -> None:
 
 def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
             ckpts: dict[str, str | os.PathLike[str]], out: str | os.PathLike[str],
-            log: str | os.PathLike[str] | None = None, extra_attrs: dict[str, Any] | None = None) -> None:
+            log: str | os.PathLike[str] | None = None, extra_attrs: dict[str, Any] | None = None,
+            coarse_input: str = "store") -> None:
     """Downscale the test split with ``model`` (checkpoint ``ckpts[model]``) into ``out``.
 
     ``extra_attrs``: more global attributes of the file (e.g. the training seed of a fine-tuning run).
+    ``coarse_input``: ``store`` (the ERA5 or ERA5-like input) or ``perfect`` (its t2m replaced by
+    the block mean of the truth, :mod:`pdeldm.data.input_error`).
     """
     from torch.utils.data import DataLoader
 
@@ -100,6 +104,9 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     stride, batch_size = int(ev["time_stride"]), int(ev["batch_size"])
     seed = int(cfg.get("seed", 0))
     meta_dict = read_json(meta)
+    if coarse_input not in ("store", "perfect"):
+        raise InputError(f"predict: coarse_input must be 'store' or 'perfect', got {coarse_input!r}")
+    perfect = CoarseInput.from_meta(meta_dict) if coarse_input == "perfect" else None
     device = inference_device(cfg)
     net = load_model(ckpts[model]).to(device)
     _check_spec(net, meta_dict, logger)
@@ -108,14 +115,14 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     dataset = DownscalingDataset(store, meta, "test", crop=None, time_stride=stride,
                                  time_features=net.spec.time_features)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    logger.info("predict %s: %d test times (stride %d h), %d member(s), batch %d, device %s",
-                model, len(dataset), stride, members, batch_size, device)
+    logger.info("predict %s: %d test times (stride %d h), %d member(s), batch %d, device %s, coarse input %s",
+                model, len(dataset), stride, members, batch_size, device, coarse_input)
 
     t0 = time.perf_counter()
     attrs = {"Conventions": "CF-1.8", "title": f"2-m temperature downscaled by {model} (test period)",
              "source": f"pdeldm {model} model, checkpoint {ckpts[model]}",
              "history": history_line(f"pdeldm predict {model}, {members} member(s), time stride {stride} h, seed {seed}"),
-             "model": model, "members": members, "time_stride": stride, "seed": seed,
+             "model": model, "members": members, "time_stride": stride, "seed": seed, "coarse_input": coarse_input,
              "checkpoint": str(ckpts[model]), **(extra_attrs or {})}
     out = Path(out)
     with atomic_output(out) as tmp:
@@ -124,6 +131,8 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
             pos = 0
             for batch in loader:
                 index = batch["index"].tolist()
+                if perfect is not None:
+                    batch["coarse"] = perfect.perfect(batch["coarse"], batch["target"])
                 inputs = {k: v.to(device) for k, v in batch.items() if k in ("coarse", "static")}
                 # Seeded noise for every sample (the GAN's noise channel too: one reproducible member).
                 gens = [sample_generator(seed, m, i) for m in range(members) for i in index]

@@ -77,6 +77,19 @@ def twin(static: str, cfg: dict[str, Any], era5_dir: str, cosmo_dir: str, diagno
     )
 
 
+@stage("twin_realism")
+def twin_realism(static_source: str, reference: str, regions: dict[str, Any], cfg: dict[str, Any], out_csv: str,
+                 out_md: str, out_html: str, out_png: str, log: str | None = None, **_params: Any) -> None:
+    """Compare the twin's monthly mean with a real COSMO-CLM one over every region."""
+    from pdeldm.data.twin.realism import realism_check
+
+    logger = stage_logger("twin_realism", log)
+    realism = cfg["twin"]["realism"]
+    realism_check(Path(static_source), Path(reference), dict(regions), cfg["twin"]["params"], int(cfg["seed"]),
+                  int(cfg["data"]["factor"]), out_csv, out_md, out_html, out_png, days=realism["days"], log=logger)
+    logger.info("wrote %s", out_md)
+
+
 @stage("store")
 def store(era5_files: Sequence[str], cosmo_files: Sequence[str], static: str, cfg: dict[str, Any],
           store_path: str, meta_path: str, log: str | None = None) -> None:
@@ -138,14 +151,19 @@ def identify_pde(cfg: dict[str, Any], store_path: str, meta_path: str, out: str,
 
 @stage("predict")
 def predict(model: str, cfg: dict[str, Any], store_path: str, meta_path: str, out: str, ckpt: str,
-            log: str | None = None) -> None:
-    """Downscale the test period with one trained model (``model``: a name, or ``run/seedN``)."""
+            log: str | None = None, coarse_input: str = "store") -> None:
+    """Downscale the test period with one trained model (``model``: a name, or ``run/seedN``);
+    ``coarse_input="perfect"`` replaces the coarse t2m by the block mean of the truth (with
+    ``evaluation.perfect_input_members`` members)."""
     from pdeldm.predict import predict as predict_model
 
+    if coarse_input == "perfect":  # fewer members: the robustness table needs member 0 and a CRPS
+        evaluation = cfg["evaluation"]
+        cfg = {**cfg, "evaluation": {**evaluation, "members": evaluation["perfect_input_members"]}}
     name, _, seed = model.partition("/seed")
     attrs = {"finetune_seed": int(seed)} if seed else {}
     predict_model(name, cfg, Path(store_path), Path(meta_path), {name: Path(ckpt)}, Path(out),
-                  Path(log) if log else None, extra_attrs=attrs)
+                  Path(log) if log else None, extra_attrs=attrs, coarse_input=coarse_input)
 
 
 def _twin_equation(cfg: dict[str, Any], static: str | None) -> dict[str, Any] | None:
@@ -264,6 +282,16 @@ def pde_forms(metric_csvs: Sequence[str], conditions: str, cfg: dict[str, Any], 
                 "weak contrast' = the test times of results/experiments/wind_contrast_conditions.csv.")
     plot_form_comparison(table, out_png)
     stage_logger("experiments", log).info("PDE forms %s compared with the control -> %s", runs, out_csv)
+
+
+@stage("robustness_table")
+def robustness_table(store_csvs: Sequence[str], perfect_csvs: Sequence[str], out_csv: str, out_md: str,
+                     out_html: str, log: str | None = None) -> None:
+    """Every model's scores with the store's coarse input beside those with a perfect one."""
+    from pdeldm.evaluation.robustness import write_robustness
+
+    table = write_robustness(store_csvs, perfect_csvs, out_csv, out_md, out_html)
+    stage_logger("robustness_table", log).info("wrote %s (%d models)", out_md, len(table))
 
 
 @stage("figure_boxplots")

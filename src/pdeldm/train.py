@@ -58,14 +58,18 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "deterministic": True,
     "latent_scale_batches": 16,
     "num_threads": None,
+    "robust_input": {"enabled": False},  # randomised coarse-input error per sample (pdeldm.data.input_error)
 }
 
 
 def training_options(cfg: dict[str, Any], model: str) -> dict[str, Any]:
     """Defaults <- ``cfg["training"]`` <- ``cfg["models"][model]["training"]``."""
     opts = dict(DEFAULT_TRAINING)
-    opts.update(cfg.get("training") or {})
-    opts.update(((cfg.get("models") or {}).get(model) or {}).get("training") or {})
+    for layer in (cfg.get("training") or {}, ((cfg.get("models") or {}).get(model) or {}).get("training") or {}):
+        for key, value in layer.items():
+            # nested options (robust_input) are merged key by key, like the config overlays
+            both_dicts = isinstance(value, dict) and isinstance(opts.get(key), dict)
+            opts[key] = {**opts[key], **value} if both_dicts else value
     unknown = sorted(set(opts) - set(DEFAULT_TRAINING))
     if unknown:
         from pdeldm.errors import ConfigError
@@ -102,6 +106,7 @@ def _datamodule(store: Path, meta: Path, opts: dict[str, Any], seed: int, module
                                  val_time_stride=opts["val_time_stride"], val_crop=bool(opts["val_crop"]),
                                  val_samples=opts["val_samples"], time_features=module.spec.time_features,
                                  physics_fields=bool(getattr(module, "needs_physics_fields", False)),
+                                 robust_input=opts["robust_input"],
                                  persistent_workers=int(opts["num_workers"]) > 0,
                                  pin_memory=torch.cuda.is_available() and opts["accelerator"] != "cpu")
 
@@ -130,10 +135,14 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(hp: dict[str, Any], deps: dict[str, str | os.PathLike[str]], seed: int) -> str:
+def _fingerprint(hp: dict[str, Any], deps: dict[str, str | os.PathLike[str]], seed: int,
+                 robust_input: dict[str, Any] | None = None) -> str:
     """What a working checkpoint is only valid for: the model's hyper-parameters (with its data
-    spec and its dependencies' settings), the dependencies' weights and the seed."""
+    spec and its dependencies' settings), the dependencies' weights, the seed and the robust-input
+    option (it changes the training data)."""
     payload = {"hp": hp, "seed": seed, "deps": {k: _file_digest(Path(v)) for k, v in sorted(deps.items())}}
+    if robust_input and robust_input.get("enabled"):
+        payload["robust_input"] = robust_input
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -215,7 +224,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     workdir.mkdir(parents=True, exist_ok=True)
     last = workdir / "last.ckpt"
-    _discard_stale_workdir(workdir, _fingerprint(module.hp, deps, seed), logger)
+    _discard_stale_workdir(workdir, _fingerprint(module.hp, deps, seed, opts["robust_input"]), logger)
     resume = last if last.exists() else None
     precision = resolve_precision(opts)
 

@@ -1,4 +1,5 @@
-"""The embedded twin: determinism, file formats, the ERA5-like grid, PDE residual, predictability."""
+"""The embedded twin: determinism, file formats, the ERA5-like grid, PDE residual, predictability,
+clean edges, continentality and the January land-sea contrast against real COSMO-CLM."""
 
 from __future__ import annotations
 
@@ -12,20 +13,26 @@ import pytest
 import scipy.ndimage as ndi
 import xarray as xr
 
-from pdeldm.data.static import extract_region, load_static
+from pdeldm.data.static import extract_region, load_static, region_static
 from pdeldm.data.twin import (
     DEFAULT_PARAMS,
     StochasticForcing,
     TwinModel,
     merged_params,
     pde_residual,
+    run_region,
     simulate_twin,
 )
+from pdeldm.data.twin.diagnostics import EDGES, edge_roughness
+from pdeldm.data.twin.numerics import numerical_diffusion
+from pdeldm.data.twin.realism import fine_scale_regression, reference_cells, reference_month, twin_monthly_mean
 from pdeldm.errors import InputError
 from pdeldm.io import read_json
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "data" / "static" / "eur11_static.nc"
+REAL_JANUARY = Path(__file__).parent / "files" / "tas_rotated_grid_EUR11.nc"  # COSMO-CLM tas, January 2006
+ITALY = {"rlat0": -13.585, "rlon0": -9.455, "ny": 96, "nx": 96}  # config.yaml's default region
 ALPS_32 = {"rlat0": -6.215, "rlon0": -8.025, "ny": 32, "nx": 32}  # Mont Blanc to the Swiss plateau
 SEED = 7
 PARAMS = {"spinup_days": 1, "diagnostic_days": 2}
@@ -196,3 +203,116 @@ def test_parameters_validated(static_path: Path) -> None:
     dt = 3600.0 / model.substeps
     courant = model.fields.max_speed * math.hypot(1 / model.dx, 1 / model.dy) * dt
     assert courant <= DEFAULT_PARAMS["cfl"] < math.sqrt(3)  # SSP-RK3 with centred advection
+    with pytest.raises(InputError, match=r"cfl must be < 1\.73"):
+        merged_params({"cfl": 1.8})
+    with pytest.raises(InputError, match="margin_cells must be >= 3"):
+        merged_params({"margin_cells": 2})
+
+
+def _region_run(box: dict, start: str, days: float, params: dict) -> tuple[np.ndarray, xr.Dataset]:
+    static = region_static(STATIC, box)
+    merged = merged_params({"spinup_days": 1, **params})
+    first = np.datetime64(pd.Timestamp(start).to_datetime64(), "s")
+    model = TwinModel(static, merged, SEED, first - np.timedelta64(24, "h"))
+    return run_region(model, first, int(days * 24)), static
+
+
+#: The relaxation time and wind of the earlier default, under which centred advection rippled.
+SLOW_RELAXATION = {"tau_hours": 3.0, "wind_speed": 8.0}
+
+
+@pytest.mark.parametrize("physics", [{}, SLOW_RELAXATION], ids=["default", "tau3h_8ms"])
+def test_no_two_cell_oscillation_at_the_edges(physics: dict) -> None:
+    """Italy in November (where centred advection left 2-cell ripples along the southern edge):
+    successive second differences across every edge are not anti-correlated, and where the
+    lapse-rate part of T_bg is no rougher at the edge than inside, neither is the truth (within
+    20 %)."""
+    truth, static = _region_run(ITALY, "2003-11-01", 4, physics)
+    stats = edge_roughness(truth)
+    static_stats = edge_roughness(-DEFAULT_PARAMS["lapse_rate"] * 1e-3 * static["HSURF"].values)
+    smooth_edges = []
+    for edge in EDGES:
+        assert stats[edge]["lag1"] >= 0.0, (edge, stats[edge])
+        interior = "interior_rows" if edge in ("south", "north") else "interior_columns"
+        if static_stats[edge]["roughness_K"] <= static_stats[interior]["roughness_K"]:
+            smooth_edges.append(edge)
+            assert stats[edge]["roughness_K"] <= 1.2 * stats[interior]["roughness_K"], (edge, stats)
+    assert set(smooth_edges) == {"south", "west", "east"}  # the north edge crosses the Alps
+
+
+def test_centred_advection_without_numerical_diffusion_ripples() -> None:
+    """The control: the same run with plain centred advection (the former scheme) has 2-cell
+    oscillations along the edges, which the diagnostic of the test above detects."""
+    rippled, _ = _region_run(ITALY, "2003-11-01", 4, {**SLOW_RELAXATION, "numerical_diffusion": 0.0})
+    stats = edge_roughness(rippled)
+    assert min(stats[edge]["lag1"] for edge in EDGES) < -0.2, stats
+
+
+def test_edge_roughness_detects_a_two_cell_oscillation() -> None:
+    rng = np.random.default_rng(0)
+    smooth = np.add.outer(3 * np.sin(np.arange(40) / 5.0), np.cos(np.arange(40) / 7.0))
+    assert edge_roughness(smooth)["south"]["lag1"] > 0.9
+    rippled = smooth.copy()
+    rippled[:6] += 0.5 * (-1.0) ** np.arange(6)[:, None]
+    stats = edge_roughness(rippled + 1e-4 * rng.standard_normal(rippled.shape))
+    assert stats["south"]["lag1"] < -0.9 and stats["north"]["lag1"] > 0.5
+    assert stats["south"]["roughness_K"] > 5 * stats["interior_rows"]["roughness_K"]
+
+
+def test_numerical_diffusion_is_the_residual_of_the_stated_equation(static_path: Path) -> None:
+    """Without stochastic forcing the truth obeys the stated equation plus the numerical diffusion
+    N(T), up to the time discretisation of the hourly output."""
+    static = load_static(static_path)
+    params = merged_params({"spinup_days": 1, "forcing_amplitude": 0.0})
+    first = np.datetime64("2001-07-01T00:00:00", "s")
+    model = TwinModel(static, params, SEED, first - np.timedelta64(24, "h"))
+    truth = run_region(model, first, 12)
+    h = 3  # numerical_diffusion needs 3 cells on each side; pde_operator 1
+    residual_sq, remainder_sq = [], []
+    for k in range(1, 11):
+        time = first + np.timedelta64(k * 3600, "s")
+        residual = pde_residual(truth[k - 1], truth[k], truth[k + 1], time, model)[h - 1:1 - h, h - 1:1 - h]
+        terms = model.residual_terms(time)
+        n_term = numerical_diffusion(truth[k], terms["u"], terms["v"], model.dx, model.dy)
+        residual_sq.append(np.mean(residual**2))
+        remainder_sq.append(np.mean((residual - n_term) ** 2))
+    assert math.sqrt(np.mean(remainder_sq)) < 0.25 * math.sqrt(np.mean(residual_sq))
+
+
+def test_background_terms_are_separate_and_sum_to_the_background(static_path: Path) -> None:
+    static = load_static(static_path)
+    model = TwinModel(static, {}, SEED, "2001-01-01")
+    land = static["FR_LAND"].values
+    for time, sign in (("2001-01-16T12", -1.0), ("2001-07-17T12", 1.0)):
+        terms = model.background_terms(time)
+        assert set(terms) == {"mean_seasonal", "synoptic", "diurnal", "meridional", "lapse_rate", "continentality"}
+        np.testing.assert_allclose(sum(terms.values()), model.residual_terms(time)["background"], atol=1e-9)
+        # land colder than sea in January, warmer in July, by the configured amplitude
+        np.testing.assert_allclose(terms["continentality"], sign * DEFAULT_PARAMS["continentality_amplitude"] * land,
+                                   rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(terms["lapse_rate"], -6.5e-3 * static["HSURF"].values, rtol=1e-6)
+
+
+def test_january_land_sea_coefficient_has_the_sign_and_order_of_real_cosmo_clm() -> None:
+    """Over a region with coasts (Ligurian and Adriatic coasts, Alps), the twin's January-mean
+    fine-scale land-sea coefficient is negative like the real COSMO-CLM January's, and within a
+    factor 2 of it (the workflow's realism table reports the full comparison)."""
+    box = {"rlat0": -9.405, "rlon0": -8.245, "ny": 64, "nx": 64}  # config's italy_ci
+    static = region_static(STATIC, box)
+    real = reference_cells(reference_month(REAL_JANUARY), static)
+    assert real is not None
+    hsurf, land = static["HSURF"].values, static["FR_LAND"].values
+    assert 0.2 < land.mean() < 0.8  # coasts
+    real_coef = fine_scale_regression(real, hsurf, land, 8)["land_sea_K"]
+    twin = twin_monthly_mean(static, {"spinup_days": 1}, SEED, "2006-01", days=10)
+    twin_coef = fine_scale_regression(twin, hsurf, land, 8)["land_sea_K"]
+    assert real_coef < -1.0
+    assert 0.5 < twin_coef / real_coef < 2.0, (twin_coef, real_coef)
+    # without the continentality term the twin's January has (almost) no coastline signal
+    flat = twin_monthly_mean(static, {"spinup_days": 1, "continentality_amplitude": 0.0}, SEED, "2006-01", days=10)
+    assert abs(fine_scale_regression(flat, hsurf, land, 8)["land_sea_K"]) < 0.3 * abs(real_coef)
+
+
+def test_end_before_start_is_a_clear_error(static_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="twin: end 2001-01-01 before start 2001-02-01"):
+        simulate_twin(static_path, "2001-02-01", "2001-01-01", SEED, {}, tmp_path / "e", tmp_path / "c", None)

@@ -72,19 +72,20 @@ def test_gradient_distribution_distance_ranks_the_truth_first(wrong_field_family
     _assert_truth_best(scores)
 
 
-def test_identified_residual_cannot_tell_the_truth_from_a_smoothed_truth(wrong_field_family, identified_equation):
-    """The identified equation's residual ranks the truth ahead of the interpolations, the noisy
-    and the flux-ratio-optimised fields, but NOT ahead of the 1-cell smoothed truth: the truth's
-    residual is the forcing the equation does not know, and smoothing removes part of the response
-    to it. Hence it is reported beside the truth's own value, never as "lower is better"."""
+def test_identified_residual_ranks_the_truth_first_on_average(wrong_field_family, identified_equation):
+    """The identified equation's residual ranks the truth ahead of every wrong field on average
+    over the test hours. The margin over the 1-cell smoothed truth is small (the truth's residual
+    is the forcing the equation does not know, and smoothing removes part of the response to it),
+    and single hours can go the other way; hence it is reported beside the truth's own value."""
     fam = wrong_field_family
     scores = _scores(fam, lambda k, f: identified_equation.residual_rms(fam.prev[k], f, fam.next[k], fam.wind[k],
                                                                         fam.times[k]))
     print({n: round(float(v.mean()), 3) for n, v in scores.items()})
     truth = scores["truth"].mean()
-    for name in ("nearest", "bilinear", "bicubic", "noisy_0.5K", "flux_ratio_optimised"):
-        assert truth < scores[name].mean(), name
-    assert scores["smoothed_1"].mean() < truth
+    for name, values in scores.items():
+        if name != "truth":
+            assert truth < values.mean(), name
+    assert scores["smoothed_1"].mean() < 1.2 * truth
 
 
 def test_study_flux_ratio_ranks_the_coarse_input_and_gamed_fields_ahead_of_the_truth(wrong_field_family):

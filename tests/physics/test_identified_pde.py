@@ -31,16 +31,21 @@ def test_highpass_is_field_minus_mirrored_gaussian():
 
 
 def _twin_coefficients(params: dict, sigma: float, margin: int) -> PDECoefficients:
-    """The twin's known equation in the identified form: T_bg = ... - Gamma HSURF + D(FR_LAND, solar)."""
+    """The twin's known equation in the identified form:
+    T_bg = ... - Gamma HSURF + D(FR_LAND, solar) + C(season) FR_LAND."""
     tau = params["tau_hours"] * 3600.0
     sea, land = params["diurnal_amplitude_sea"], params["diurnal_amplitude_land"]
     # D = A/2 cos(phi - phi15), A = sea + (land - sea) FR_LAND, phi15 the phase of 15 h local solar time
     phi15 = 2 * np.pi * 15 / 24
+    season = 2 * np.pi * params["continentality_phase_day"] / 365.2425
     source = {
         "HSURF": -params["lapse_rate"] * 1e-3 / tau,
         "cos_solar": sea / 2 * np.cos(phi15) / tau, "sin_solar": sea / 2 * np.sin(phi15) / tau,
         "FR_LAND_cos_solar": (land - sea) / 2 * np.cos(phi15) / tau,
         "FR_LAND_sin_solar": (land - sea) / 2 * np.sin(phi15) / tau,
+        # C = -A cos(2 pi (day - phase) / year): the season regressors' phase is 2 pi day / year
+        "FR_LAND_cos_season": -params["continentality_amplitude"] * np.cos(season) / tau,
+        "FR_LAND_sin_season": -params["continentality_amplitude"] * np.sin(season) / tau,
     }
     return PDECoefficients(kappa=params["kappa"], tau_s=tau, source=source, highpass_cells=sigma, margin_cells=margin)
 

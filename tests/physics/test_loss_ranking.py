@@ -1,9 +1,9 @@
 """Each PDE-loss form against the family of wrong fields: whose best answer is the truth?
 
 The forms as :class:`pdeldm.models.pde_ldm.PDELDMModel` computes them, on 20 hours of the CI
-twin (``tests/conftest.py::wrong_field_family``). Only the matched equation form ranks the truth
-first; the other two are kept for the study's reproduction and the comparison, and these tests
-assert their failures so that their documentation stays true.
+twin (``tests/conftest.py::wrong_field_family``). The matched equation form scores the truth 0;
+the absolute equation form ranks it first with a small margin over a smoothed truth; the study's
+flux-ratio form does not, and these tests assert that so that its documentation stays true.
 """
 
 from __future__ import annotations
@@ -67,15 +67,16 @@ def test_matched_equation_form_ranks_the_truth_first(losses):
     assert all(value > 0.01 for name, value in form.items() if name != "truth"), form
 
 
-def test_equation_form_prefers_a_smoothed_truth(losses):
+def test_equation_form_ranks_the_truth_first_with_a_small_margin(losses):
     """The residual of the truth is the forcing the equation does not know; a 1-cell smoothing
-    removes part of the response to it, so the absolute form's best answer is over-smooth. It still
-    ranks the truth ahead of interpolations, noise and flux-ratio-optimised fields."""
+    removes part of the response to it, so the absolute form's margin over a smoothed truth is
+    small, whereas interpolations, noise and flux-ratio-optimised fields score far worse."""
     form = losses["advection_diffusion"]
     print(form)
-    assert form["smoothed_1"] < form["truth"]
-    for name in ("nearest", "bilinear", "bicubic", "noisy_0.5K", "flux_ratio_optimised"):
-        assert form["truth"] < form[name], name
+    for name, value in form.items():
+        if name != "truth":
+            assert form["truth"] < value, name
+    assert form["smoothed_1"] < 1.3 * form["truth"]
 
 
 def test_study_flux_ratio_form_rewards_fields_other_than_the_truth(losses):

@@ -60,6 +60,23 @@ def test_experiments_plan_one_fine_tune_per_lambda_form_and_seed_and_no_more(tmp
     assert counts["finetune"] - reduced["finetune"] == 2  # lambda 0.001 of the two forms, one seed each
 
 
+def test_realism_check_is_planned_from_the_reference_file_or_skipped_with_a_message(tmp_path):
+    reference = tmp_path / "tas_rotated_grid_EUR11.nc"
+    reference.write_bytes((ROOT / "tests" / "data" / "files" / "tas_rotated_grid_EUR11.nc").read_bytes())
+    present = tmp_path / "present.yaml"
+    present.write_text(yaml.safe_dump({"twin": {"realism": {"reference_file": str(reference)}}}))
+    result = _dry_run(tmp_path, present)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "twin_realism" in result.stdout and f"Comparing the twin with real COSMO-CLM ({reference})" in result.stdout
+    absent = tmp_path / "absent.yaml"
+    absent.write_text(yaml.safe_dump({"twin": {"realism": {"reference_file": str(tmp_path / "nowhere.nc")}}}))
+    result = _dry_run(tmp_path, absent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "twin_realism" not in result.stdout
+    assert (f"Skipping the twin realism check: the real COSMO-CLM reference {tmp_path / 'nowhere.nc'} is absent "
+            "(Debian: apt-get install libncarg-data") in result.stderr
+
+
 def test_mistyped_config_key_stops_with_a_message_naming_it(tmp_path):
     overlay = tmp_path / "typo.yaml"
     overlay.write_text(yaml.safe_dump({"models": {"unet": {"base_chanels": 32}}}))

@@ -45,8 +45,11 @@ def finished_run(ci_workflow_run: Path) -> Path:
 
 def test_ci_workflow_produces_tables_figures_and_finite_metrics(finished_run: Path):
     results = finished_run / "results"
-    for name in ["summary.csv", "summary.md", "summary.tex"]:
+    for name in ["summary.csv", "summary.md", "summary.tex", "robustness.csv", "robustness.md"]:
         assert (results / "tables" / name).stat().st_size > 0
+    robustness = pd.read_csv(results / "tables" / "robustness.csv")
+    assert sorted(robustness["model"]) == sorted(MODELS)
+    assert np.isfinite(robustness[["rmse_store", "rmse_perfect"]].to_numpy()).all()
     for figure in ["metric_boxplots.png", "maps.png", "spectra.png", "calibration.png"]:
         assert (results / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ci = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
@@ -89,6 +92,29 @@ def test_experiment_tables_are_means_of_the_per_time_metrics(finished_run: Path)
     assert predictability["pde_residual_rms_truth_K_per_h"] < 0.3 * predictability["pde_residual_rms_interpolated_K_per_h"]
 
 
+def test_ci_workflow_compares_the_twin_with_the_real_cosmo_clm_file(finished_run: Path):
+    """The realism rule read the Debian-installed reference (skipped, saying so, where absent)."""
+    from pdeldm.config import load_config
+    from pdeldm.data.static import region_static
+    from pdeldm.data.twin.realism import fine_scale_regression, reference_cells, reference_month
+
+    reference = Path(load_config(ROOT / "config" / "config.yaml")["twin"]["realism"]["reference_file"])
+    if not reference.is_file():
+        pytest.skip(f"{reference} absent: apt-get install libncarg-data (.ci/run does)")
+    results = finished_run / "results" / "twin"
+    table = pd.read_csv(results / "realism.csv")
+    assert sorted(table["source"]) == ["real", "twin"] and set(table["region"]) == {"italy_ci"}
+    static = region_static(ROOT / "data" / "static" / "eur11_static.nc", {"rlat0": -9.405, "rlon0": -8.245,
+                                                                             "ny": 64, "nx": 64})
+    real = fine_scale_regression(reference_cells(reference_month(reference), static), static["HSURF"].values,
+                                 static["FR_LAND"].values, 8)
+    row = table[table["source"] == "real"].iloc[0]
+    assert row["land_sea_K"] == pytest.approx(real["land_sea_K"], rel=1e-5)
+    assert row["lapse_rate_K_per_km"] == pytest.approx(real["lapse_rate_K_per_km"], rel=1e-5)
+    assert "| italy_ci |" in (results / "realism.md").read_text()
+    assert (results / "realism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_second_dry_run_has_nothing_to_do(finished_run: Path):
     result = _snakemake(finished_run, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -122,7 +148,8 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
     counts = _job_counts(output)
     assert counts == {"train": 1, "predict": 1, "evaluate": 1, "summary_table": 1, "figure_boxplots": 1,
                       "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "figure_training": 1,
-                      "experiment_page": 1, "all": 1}, counts
+                      "experiment_page": 1, "predict_perfect_input": 1, "evaluate_perfect_input": 1,
+                      "robustness_table": 1, "all": 1}, counts
     messages = _job_messages(output)
     assert "Training gan" in messages and "Scoring gan on the test period" in messages, messages
     for other in ["interpolation", "unet", "autoencoder", "ldm", *RUNS]:

@@ -118,4 +118,5 @@ def final_outputs():
     # The report's other pages (workflow/rules/report.smk).
     outputs += [f"{RESULTS}/figures/training.png", f"{RESULTS}/report/data.html",
                 f"{RESULTS}/report/experiment.html"]
+    outputs += realism_outputs() + perfect_input_outputs()  # realism.smk, robustness.smk
     return outputs

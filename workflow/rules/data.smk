@@ -81,7 +81,7 @@ rule twin:
         cosmo=twin_cosmo_files(),
         diagnostics=f"{RESULTS}/twin/{REGION}_diagnostics.json",
     params:
-        config=config_json("data.period", "twin"),
+        config=config_json("data.period", "twin.params", "twin.era5_resolution_deg"),
         era5_dir=f"{RESOURCES}/twin/{REGION}/era5",
         cosmo_dir=f"{RESOURCES}/twin/{REGION}/cosmo",
     log:

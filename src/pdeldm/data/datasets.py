@@ -35,11 +35,14 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pdeldm.data.input_error import RandomisedInputError
 from pdeldm.errors import InputError
 from pdeldm.io import read_json
 
 #: Times loaded per read when filling memory (bounds the transient copy before striding).
 _LOAD_BLOCK = 24 * 8
+#: Extra seed part of the robust-input draws (independent of the crop draws).
+_INPUT_ERROR_STREAM = 0xE440
 
 
 def _seed(*parts: int) -> int:
@@ -153,6 +156,8 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
             (a fixed validation subset that covers the whole validation period).
         time_features: append the :data:`TIME_FEATURES` channels to ``coarse``.
         physics_fields: add the fields of the equation-residual losses (module docstring).
+        input_error: randomise each item's coarse t2m (robust training, :mod:`pdeldm.data.input_error`),
+            drawn from ``(seed, epoch, index)`` like the crops.
     """
 
     def __init__(
@@ -168,8 +173,10 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         n_samples: int | None = None,
         time_features: bool = False,
         physics_fields: bool = False,
+        input_error: RandomisedInputError | None = None,
     ) -> None:
         self.store_path = Path(store_path)
+        self.input_error = input_error
         self.meta = read_json(meta_path)
         if split not in self.meta["splits"]:
             raise InputError(f"{meta_path}: no split '{split}' (have {sorted(self.meta['splits'])})")
@@ -318,6 +325,10 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
             if self.physics_fields:
                 prev, nxt = (int(a[k]) for a in self._neighbour_indices())
                 extra = {"target_prev": fine_target(prev), "target_next": fine_target(nxt)}
+        if self.input_error is not None:
+            ep = 0 if self.fixed_crops else (self.epoch if epoch is None else int(epoch))
+            gen = torch.Generator().manual_seed(_seed(self.seed, ep, t, _INPUT_ERROR_STREAM))
+            coarse = self.input_error.apply(coarse, target, self.static[:, ys, xs], gen)
         if self.with_time_features:
             features = self._features[k].view(-1, 1, 1).expand(-1, *coarse.shape[-2:])
             coarse = torch.cat([coarse, features], dim=0)
@@ -361,6 +372,7 @@ class DownscalingDataModule(L.LightningDataModule):
         val_samples: int | None = None,
         time_features: bool = False,
         physics_fields: bool = False,
+        robust_input: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.store_path, self.meta_path = Path(store_path), Path(meta_path)
@@ -377,6 +389,9 @@ class DownscalingDataModule(L.LightningDataModule):
         self.time_features = time_features
         self.physics_fields = physics_fields
         self.meta: dict[str, Any] = read_json(self.meta_path)
+        # robust training: the training items' coarse t2m randomised (validation keeps the store's)
+        enabled = bool(robust_input and robust_input.get("enabled"))
+        self.input_error = RandomisedInputError.from_config(robust_input, self.meta) if enabled else None
         self.train_set: DownscalingDataset | None = None
         self.val_set: DownscalingDataset | None = None
         self.test_set: DownscalingDataset | None = None
@@ -394,14 +409,17 @@ class DownscalingDataModule(L.LightningDataModule):
         return len(self.meta["static_vars"])
 
     def _dataset(self, split: str, crop: int | None, stride: int, fixed: bool,
-                 n_samples: int | None = None) -> DownscalingDataset:
+                 n_samples: int | None = None, input_error: RandomisedInputError | None = None
+                 ) -> DownscalingDataset:
         return DownscalingDataset(self.store_path, self.meta_path, split, crop=crop, in_memory=self.in_memory,
                                   time_stride=stride, seed=self.seed, fixed_crops=fixed, n_samples=n_samples,
-                                  time_features=self.time_features, physics_fields=self.physics_fields)
+                                  time_features=self.time_features, physics_fields=self.physics_fields,
+                                  input_error=input_error)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._dataset("train", self.crop, self.time_stride, fixed=False)
+            self.train_set = self._dataset("train", self.crop, self.time_stride, fixed=False,
+                                           input_error=self.input_error)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset("val", self.crop if self.val_crop else None, self.val_time_stride, fixed=True,
                                          n_samples=self.val_samples)

@@ -228,8 +228,8 @@ def _start_index(axis: np.ndarray, value: float, size: int, key: str) -> int:
     return index
 
 
-def extract_region(source: str | Path, region: Mapping[str, Any], out: str | Path) -> None:
-    """Write the static fields of ``region`` (interfaces section 1) cut out of ``source``.
+def region_static(source: str | Path, region: Mapping[str, Any]) -> xr.Dataset:
+    """The static fields of ``region`` (interfaces section 1) cut out of ``source``, in memory.
 
     ``region`` = ``{"rlat0", "rlon0", "ny", "nx"}`` (+ optional ``"factor"``, default 8): the
     south-west cell centre in rotated degrees (snapped to the nearest cell centre) and the size in
@@ -257,7 +257,12 @@ def extract_region(source: str | Path, region: Mapping[str, Any], out: str | Pat
         "dx_m": dx_m,
         "dy_m": dy_m,
     }
-    write_static(ds, out)
+    return ds
+
+
+def extract_region(source: str | Path, region: Mapping[str, Any], out: str | Path) -> None:
+    """Write the static fields of ``region`` cut out of ``source`` (see :func:`region_static`)."""
+    write_static(region_static(source, region), out)
 
 
 def write_static(ds: xr.Dataset, out: str | Path) -> None:

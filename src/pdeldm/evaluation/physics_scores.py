@@ -18,7 +18,8 @@ Reported beside the truth's own value, never as "lower is better":
 
 * :meth:`IdentifiedEquation.residual_rms` (K/h): the residual of the equation identified on the training
   targets (:mod:`pdeldm.physics.identified_pde`), usable on real data. The truth's value is its
-  unexplained forcing, and a slightly smoothed truth scores *lower* (see that module).
+  unexplained forcing; a slightly smoothed truth scores only a little higher on average, and lower
+  at some hours (see that module).
 * :func:`study_flux_ratio` and :func:`study_spectral_slope_diff`: the study's metrics, exactly as
   its code computes them. Neither ranks the truth first: the flux ratio is measured against the
   coarse input (so interpolations of it score best), the full-range slope on an unwindowed,

@@ -17,9 +17,10 @@ restricted to noise levels ``t < pde.t_max`` (at high noise ``x0_hat`` is a blur
 * ``advection_diffusion``: the identified transport equation (:mod:`pdeldm.physics.identified_pde`)
   with the batch's explicit ERA5 wind, diffusion, relaxation, the static sources and the tendency
   from the target one hour before and after: ``mean((r(T_hat) / scale)^2)``, ``scale`` defaulting
-  to the residual RMS of the truth on the training times. Documented failure: a 1-cell smoothing of
-  the truth has a smaller residual than the truth (the residual of the truth is the forcing the
-  equation does not know), so its best answer is a slightly over-smooth field.
+  to the residual RMS of the truth on the training times. Weak: a 1-cell smoothing of the truth
+  scores only a little worse than the truth (the residual of the truth is the forcing the equation
+  does not know, and smoothing removes part of the response to it), so the loss barely pushes
+  against over-smoothing.
 * ``advection_diffusion_matched`` (the default proper form): the same equation, matched to the
   target's: ``mean((HP L(T_hat - T) / scale)^2)`` with ``L = u.grad - kappa lap + 1/tau``. The
   tendency and the sources cancel, and the only field with zero loss is the target itself: the
