@@ -26,6 +26,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
+include: "workflow/rules/costs.smk"
 
 
 # ---- targets -----------------------------------------------------------------------------------

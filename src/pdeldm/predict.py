@@ -89,6 +89,7 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     """
     from torch.utils.data import DataLoader
 
+    from pdeldm.cores import adapt_threads
     from pdeldm.data.datasets import DownscalingDataset
     from pdeldm.models.registry import load_model
 
@@ -123,6 +124,7 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
         try:
             pos = 0
             for batch in loader:
+                adapt_threads()  # the cores of the local run that no other job holds (pdeldm.cores)
                 index = batch["index"].tolist()
                 inputs = {k: v.to(device) for k, v in batch.items() if k in ("coarse", "static")}
                 # Seeded noise for every sample (the GAN's noise channel too: one reproducible member).

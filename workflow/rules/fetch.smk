@@ -88,6 +88,7 @@ rule fetch_era5:
     resources:
         cds=1,
     retries: 0  # the fetch retries transient failures itself (--retries), never permanent ones
+    benchmark: benchmark_path("fetch_era5", "group", "year", "month")
     shell:
         "{sys.executable} -m pdeldm.data.cds {params.request}"
         " --year {wildcards.year} --month {wildcards.month} --retries {ERA5_CLIENT[retries]}"
@@ -107,6 +108,7 @@ rule merge_era5_month:
     wildcard_constraints:
         year=r"\d{4}",
         month=r"\d{2}",
+    benchmark: benchmark_path("merge_era5_month", "year", "month")
     shell:
         "{sys.executable} -m pdeldm.data.cds merge --out {output} --log {log} {input}"
 

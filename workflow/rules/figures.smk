@@ -15,6 +15,7 @@ rule figure_boxplots:
                        category="Evaluation", subcategory="Scores"),
     log:
         f"{LOGS}/figures/boxplots.log",
+    benchmark: benchmark_path("figure_boxplots")
     script:
         STAGE_SCRIPT
 
@@ -32,6 +33,7 @@ rule figure_maps:
         config=config_json("evaluation"),
     log:
         f"{LOGS}/figures/maps.log",
+    benchmark: benchmark_path("figure_maps")
     script:
         STAGE_SCRIPT
 
@@ -46,6 +48,7 @@ rule figure_spectra:
                        subcategory="Spectra"),
     log:
         f"{LOGS}/figures/spectra.log",
+    benchmark: benchmark_path("figure_spectra")
     script:
         STAGE_SCRIPT
 
@@ -61,5 +64,6 @@ rule figure_calibration:
                        category="Evaluation", subcategory="Calibration"),
     log:
         f"{LOGS}/figures/calibration.log",
+    benchmark: benchmark_path("figure_calibration")
     script:
         STAGE_SCRIPT
