@@ -76,7 +76,8 @@ def run(out_dir: Path, scale: str = "ci", workdir: Path = ROOT) -> list[str]:  #
         lines.append(
             f"workflow overhead [finished default run, {summary['jobs']} jobs, {summary['span_s'] / 60:.1f} min on "
             f"{summary['cores']} cores]: no stage code ran in {100 * summary['outside_stage_share']:.1f}% of the run's "
-            f"wall time; start-up is {100 * summary['overhead_share_of_job_time']:.1f}% of the jobs' own time; "
+            f"wall time, no stage's own work (imports counted outside) in "
+            f"{100 * summary.get('outside_model_share', float('nan')):.1f}%; start-up is {100 * summary['overhead_share_of_job_time']:.1f}% of the jobs' own time; "
             f"cores busy {'–' if utilisation is None else f'{100 * utilisation:.0f}%'}; a job running alone "
             f"({summary['critical_alone_s'] / 60:.1f} min) used {'–' if alone is None else f'{alone:.2f}'} cores")
     else:

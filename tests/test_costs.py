@@ -34,9 +34,25 @@ def test_stage_record_times_the_stage_and_counts_its_cpu(tmp_path: Path):
         record["threads_max"] = 2
     saved = json.loads(path.read_text())
     assert saved["rule"] == "train" and saved["threads_max"] == 2
+    assert 0.0 <= saved["import_s"] <= saved["stage_end"] - saved["stage_start"]
     assert saved["process_start"] <= saved["stage_start"] < saved["stage_end"]
     assert saved["stage_cpu_s"] >= 0.19
     assert saved["max_rss_mib"] > 10
+
+
+def test_stage_record_counts_imports_inside_the_stage(tmp_path: Path):
+    import builtins
+    import importlib
+    import sys as system
+
+    original = builtins.__import__
+    path = tmp_path / "x.stage.json"
+    system.modules.pop("json.tool", None)
+    with stage_record(path, "twin"):
+        importlib.invalidate_caches()
+        import json.tool  # noqa: F401 - a fresh import, timed
+    assert builtins.__import__ is original  # restored
+    assert json.loads(path.read_text())["import_s"] > 0.0
 
 
 def test_a_failed_stage_leaves_no_record(tmp_path: Path):
@@ -47,7 +63,7 @@ def test_a_failed_stage_leaves_no_record(tmp_path: Path):
 
 
 def _job(root: Path, rule: str, job: str, wall: float, cpu: str, end: float, stage: tuple[float, float] | None,
-         stage_cpu: float = 0.0) -> None:
+         stage_cpu: float = 0.0, import_s: float = 0.0) -> None:
     tsv = Path(job_record_path(root, rule, {"model": job} if job else {}))
     tsv.parent.mkdir(parents=True, exist_ok=True)
     tsv.write_text(HEADER + f"{wall}\t0:00:00\t300.5\t900\t250\t260\t1\t2\t90.0\t{cpu}\n")
@@ -55,14 +71,14 @@ def _job(root: Path, rule: str, job: str, wall: float, cpu: str, end: float, sta
     if stage is not None:
         tsv.with_suffix(".stage.json").write_text(json.dumps(
             {"rule": rule, "stage_start": stage[0], "stage_end": stage[1], "stage_cpu_s": stage_cpu,
-             "process_cpu_s": stage_cpu + 1.0, "max_rss_mib": 310.0, "threads_max": 2}))
+             "process_cpu_s": stage_cpu + 1.0, "max_rss_mib": 310.0, "threads_max": 2, "import_s": import_s}))
 
 
 def test_jobs_are_collected_and_the_run_summed_up(tmp_path: Path):
     root = tmp_path / "benchmarks"
     t0 = 1_800_000_000.0
     # unet runs 0..100 s, gan 100..160 s, the summary table 110..150 s; the run spans 0..170 s
-    _job(root, "train", "unet", 100.0, "150.0", t0 + 100, (t0 + 5, t0 + 95), stage_cpu=140.0)
+    _job(root, "train", "unet", 100.0, "150.0", t0 + 100, (t0 + 5, t0 + 95), stage_cpu=140.0, import_s=10.0)
     _job(root, "train", "gan", 60.0, "55.0", t0 + 160, (t0 + 104, t0 + 158), stage_cpu=50.0)
     _job(root, "summary_table", "", 40.0, "NA", t0 + 150, None)
     jobs = collect_job_costs(root)
@@ -79,6 +95,9 @@ def test_jobs_are_collected_and_the_run_summed_up(tmp_path: Path):
     assert summary["jobs"] == 3 and summary["span_s"] == pytest.approx(170.0)
     # stage code ran during 5..95 and 104..158: 144 of 170 s
     assert summary["outside_stage_share"] == pytest.approx(1 - 144 / 170, abs=1e-4)
+    # unet's first 10 s of stage were imports: its own work is 15..95
+    assert summary["outside_model_share"] == pytest.approx(1 - 134 / 170, abs=1e-4)
+    assert unet["model_s"] == pytest.approx(80.0) and summary["import_s"] == pytest.approx(10.0)
     assert summary["overhead_share_of_job_time"] == pytest.approx((10 + 6) / 160, abs=1e-4)
     assert summary["core_utilisation"] == pytest.approx((150 + 55) / (170 * 2), abs=1e-4)
     # alone: unet 0..100, gan 100..110 and 150..160 -> 120 s, at 1.5 and 55/60 cores

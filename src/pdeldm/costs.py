@@ -9,8 +9,9 @@ Two records per job, both under ``{logs}/benchmarks/`` at the path :func:`job_re
   last half-minute and the peak memory a short spike;
 * ``<job>.stage.json``: written by the job itself (:func:`stage_record`) from the operating system's
   exact accounting: when the process started, when the stage function (the rule's code in
-  :mod:`pdeldm.stages`) started and ended, the CPU seconds and peak resident memory of the process,
-  and the most torch threads it used (:mod:`pdeldm.cores`).
+  :mod:`pdeldm.stages`) started and ended, how long of that it spent importing libraries, the CPU
+  seconds and peak resident memory of the process, and the most torch threads it used
+  (:mod:`pdeldm.cores`).
 
 :func:`collect_job_costs` joins them into one row per job (``results/benchmarks/jobs.csv``) and
 :func:`run_summary` sums the run up: its span, the share of that span in which no stage function ran
@@ -33,8 +34,8 @@ if TYPE_CHECKING:  # numpy and pandas load only where jobs are collected, not in
     import pandas as pd
 
 #: Columns of ``jobs.csv`` (one row per job; times in seconds, memory in MiB, ``start``/``end`` Unix time).
-JOB_COLUMNS = ["rule", "job", "wall_s", "cpu_s", "max_rss_mib", "mean_load", "stage_s", "overhead_s",
-               "stage_cpu_s", "stage_max_rss_mib", "threads_max", "start", "end"]
+JOB_COLUMNS = ["rule", "job", "wall_s", "cpu_s", "max_rss_mib", "mean_load", "stage_s", "import_s", "model_s",
+               "overhead_s", "stage_cpu_s", "stage_max_rss_mib", "threads_max", "start", "end"]
 
 
 def records_root(logs: str | os.PathLike[str]) -> str:
@@ -66,8 +67,10 @@ def stage_record(path: str | os.PathLike[str] | None, rule: str) -> Iterator[dic
     """
     record: dict[str, Any] = {"rule": rule, "process_start": _process_start(), "stage_start": time.time()}
     cpu_before = _cpu_seconds()
-    yield record
+    with _timed_imports() as imports:
+        yield record
     record["stage_end"] = time.time()
+    record["import_s"] = round(imports["seconds"], 3)
     cpu_after = _cpu_seconds()
     record["stage_cpu_s"] = round(cpu_after - cpu_before, 3)
     record["process_cpu_s"] = round(cpu_after, 3)
@@ -79,6 +82,39 @@ def stage_record(path: str | os.PathLike[str] | None, rule: str) -> Iterator[dic
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(record, sort_keys=True))
         tmp.replace(target)
+
+
+@contextmanager
+def _timed_imports() -> Iterator[dict[str, float]]:
+    """Wall seconds spent in (outermost) ``import`` statements meanwhile, on this thread.
+
+    The stages import their heavy libraries (torch, lightning, xarray) lazily, inside the stage
+    function: this separates that start-up cost from the stage's own work.
+    """
+    import builtins
+    import threading
+
+    original = builtins.__import__
+    local = threading.local()
+    totals = {"seconds": 0.0}
+    owner = threading.get_ident()
+
+    def timed(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if threading.get_ident() != owner or getattr(local, "depth", 0):
+            return original(name, globals, locals, fromlist, level)
+        local.depth = 1
+        start = time.perf_counter()
+        try:
+            return original(name, globals, locals, fromlist, level)
+        finally:
+            totals["seconds"] += time.perf_counter() - start
+            local.depth = 0
+
+    builtins.__import__ = timed
+    try:
+        yield totals
+    finally:
+        builtins.__import__ = original
 
 
 def _cpu_seconds() -> float:
@@ -121,14 +157,17 @@ def read_job(tsv: Path, root: Path) -> dict[str, Any]:
     end = tsv.stat().st_mtime  # Snakemake writes the record right after the job's process ended
     row: dict[str, Any] = {"rule": rule, "job": job, "wall_s": wall, "cpu_s": _number(bench["cpu_time"]),
                            "max_rss_mib": _number(bench["max_rss"]), "mean_load": _number(bench["mean_load"]),
-                           "stage_s": math.nan, "overhead_s": math.nan, "stage_cpu_s": math.nan,
+                           "stage_s": math.nan, "import_s": math.nan, "model_s": math.nan,
+                           "overhead_s": math.nan, "stage_cpu_s": math.nan,
                            "stage_max_rss_mib": math.nan, "threads_max": math.nan,
                            "start": end - wall, "end": end}
     stage = tsv.with_suffix(".stage.json")
     if stage.exists():
         record = json.loads(stage.read_text())
         stage_s = float(record["stage_end"]) - float(record["stage_start"])
-        row.update(stage_s=stage_s, overhead_s=max(wall - stage_s, 0.0), stage_cpu_s=record["stage_cpu_s"],
+        import_s = float(record.get("import_s", 0.0))
+        row.update(stage_s=stage_s, import_s=import_s, model_s=max(stage_s - import_s, 0.0),
+                   overhead_s=max(wall - stage_s, 0.0), stage_cpu_s=record["stage_cpu_s"],
                    stage_max_rss_mib=record["max_rss_mib"], threads_max=record.get("threads_max", math.nan),
                    stage_start=record["stage_start"], stage_end=record["stage_end"])
         # Snakemake's sampled CPU time can miss the end of a long job; the process's own is exact.
@@ -186,6 +225,8 @@ def run_summary(jobs: pd.DataFrame, cores: int, run_start: float | None = None,
     * ``span_s``: ``run_start`` (else the first job's start) to ``run_end`` (else the last job's end);
     * ``outside_stage_share``: share of the span in which no stage function was running (Snakemake
       between jobs, interpreter start, imports, reading the configuration);
+    * ``outside_model_share``: the same, with the stages' imports counted as outside (the stages
+      import torch, lightning and xarray first, so their own work is the rest of their interval);
     * ``overhead_share_of_job_time``: summed (job wall - stage) over summed job wall;
     * ``core_utilisation``: CPU seconds of all jobs over ``span_s x cores`` (None without ``cores``);
     * ``critical_alone_s`` and ``critical_alone_cpu_per_s``: time in which exactly one job ran, and
@@ -202,6 +243,8 @@ def run_summary(jobs: pd.DataFrame, cores: int, run_start: float | None = None,
     span = max(end - start, 1e-9)
     staged = jobs.dropna(subset=["stage_s"])
     in_stage = _union_seconds(list(zip(staged["stage_start"], staged["stage_end"])))
+    # the stages import their libraries first: their own work is the rest of the stage's interval
+    in_model = _union_seconds(list(zip(staged["stage_start"] + staged["import_s"].fillna(0.0), staged["stage_end"])))
     # time in which exactly one job ran, and the CPU those lone jobs used meanwhile
     alone_s, alone_cpu = 0.0, 0.0
     edges = np.unique(np.concatenate([jobs["start"].to_numpy(), jobs["end"].to_numpy()]))
@@ -222,6 +265,8 @@ def run_summary(jobs: pd.DataFrame, cores: int, run_start: float | None = None,
         "job_cpu_s": round(float(jobs["cpu_s"].sum()), 1),
         "stage_s": round(float(staged["stage_s"].sum()), 1),
         "outside_stage_share": round(1.0 - in_stage / span, 4),
+        "outside_model_share": round(1.0 - in_model / span, 4),
+        "import_s": round(float(staged["import_s"].fillna(0.0).sum()), 1),
         "overhead_share_of_job_time": round(float(staged["overhead_s"].sum() / max(staged["wall_s"].sum(), 1e-9)), 4),
         "core_utilisation": round(float(jobs["cpu_s"].sum()) / (span * int(cores)), 4) if int(cores) > 0 else None,
         "critical_alone_s": round(alone_s, 1),
@@ -233,7 +278,8 @@ def run_summary(jobs: pd.DataFrame, cores: int, run_start: float | None = None,
 def per_rule(jobs: pd.DataFrame) -> pd.DataFrame:
     """Jobs, wall, CPU and stage seconds summed per rule and the largest peak memory, by wall time."""
     grouped = jobs.groupby("rule").agg(jobs=("job", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"),
-                                      stage_s=("stage_s", "sum"), overhead_s=("overhead_s", "sum"),
+                                      stage_s=("stage_s", "sum"), import_s=("import_s", "sum"),
+                                      overhead_s=("overhead_s", "sum"),
                                       max_rss_mib=("max_rss_mib", "max"), threads_max=("threads_max", "max"))
     return grouped.sort_values("wall_s", ascending=False)
 

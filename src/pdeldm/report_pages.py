@@ -110,6 +110,8 @@ _RUN_TOTALS = [
     ("job_wall_s", "wall time summed over the jobs (s)"),
     ("job_cpu_s", "CPU time summed over the jobs (s)"),
     ("outside_stage_share", "share of the run's wall time in which no stage code ran"),
+    ("outside_model_share", "the same, counting the stages' library imports as outside"),
+    ("import_s", "seconds the stages spent importing libraries, summed over the jobs"),
     ("overhead_share_of_job_time", "share of the jobs' wall time outside their stage code"),
     ("core_utilisation", "CPU time over wall time × cores"),
     ("critical_alone_s", "time in which a single job ran (s)"),
@@ -135,11 +137,11 @@ def write_costs_page(jobs_csv: str | os.PathLike[str], summary_json: str | os.Pa
 
     totals = [[html.escape(label), number(summary.get(key), 3 if "share" in key or "util" in key else 1)]
               for key, label in _RUN_TOTALS if key in summary]
-    columns = ["jobs", "wall_s", "stage_s", "overhead_s", "cpu_s", "max_rss_mib", "threads_max"]
+    columns = ["jobs", "wall_s", "stage_s", "import_s", "overhead_s", "cpu_s", "max_rss_mib", "threads_max"]
     rules = per_rule(jobs) if len(jobs) else pd.DataFrame(columns=columns)
     rule_rows = [[html.escape(str(rule))] + [number(row[c], 0 if c in ("jobs", "threads_max") else 1) for c in columns]
                  for rule, row in rules.iterrows()]
-    job_columns = ["wall_s", "stage_s", "cpu_s", "max_rss_mib", "threads_max"]
+    job_columns = ["wall_s", "stage_s", "import_s", "cpu_s", "max_rss_mib", "threads_max"]
     job_rows = [[html.escape(f"{row['rule']} {row['job']}".strip())]
                 + [number(row[c], 0 if c == "threads_max" else 1) for c in job_columns]
                 for _, row in jobs.sort_values("wall_s", ascending=False).iterrows()]

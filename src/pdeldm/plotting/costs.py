@@ -16,8 +16,8 @@ def plot_job_costs(jobs_csv: str | os.PathLike[str], summary_json: str | os.Path
                    out_png: str | os.PathLike[str]) -> None:
     """Three panels from ``jobs.csv`` (:mod:`pdeldm.costs`) -> ``out_png``.
 
-    Left: wall time summed per rule, split into the stage's own time and the rest (interpreter
-    start, imports, Snakemake's job launch). Middle: the largest peak resident memory of a job of
+    Left: wall time summed per rule, split into the stage's own work, the libraries the stage
+    imports, and the rest of the job (interpreter start, Snakemake's job launch). Middle: the largest peak resident memory of a job of
     each rule. Right: the jobs of the current run against time, one row per job, coloured by
     rule, with the CPU cores in use (CPU seconds per wall second, summed over the running jobs).
     """
@@ -36,10 +36,12 @@ def plot_job_costs(jobs_csv: str | os.PathLike[str], summary_json: str | os.Path
         return
     rules = per_rule(jobs).iloc[::-1]  # largest at the top
     y = np.arange(len(rules))
-    stage = rules["stage_s"].fillna(0.0).to_numpy() / 60
-    rest = (rules["wall_s"].to_numpy() / 60) - stage
-    axes[0].barh(y, stage, color="#3b6ea8", label="stage code")
-    axes[0].barh(y, rest, left=stage, color="#c8a25a", label="start-up, imports, launch")
+    imports = rules["import_s"].fillna(0.0).to_numpy() / 60
+    model = rules["stage_s"].fillna(0.0).to_numpy() / 60 - imports
+    rest = (rules["wall_s"].to_numpy() / 60) - model - imports
+    axes[0].barh(y, model, color="#3b6ea8", label="stage's own work")
+    axes[0].barh(y, imports, left=model, color="#8fb3d9", label="stage's library imports")
+    axes[0].barh(y, rest, left=model + imports, color="#c8a25a", label="job start-up, launch")
     axes[0].set_yticks(y, [f"{rule} ({n})" for rule, n in zip(rules.index, rules["jobs"])], fontsize="small")
     axes[0].set_xlabel("wall time, summed over the rule's jobs (min)")
     axes[0].legend(fontsize="small", loc="lower right")
@@ -61,7 +63,7 @@ def plot_job_costs(jobs_csv: str | os.PathLike[str], summary_json: str | os.Path
     axes[2].set_ylabel(f"jobs of this run ({len(run)}), by start")
     axes[2].set_xlabel("minutes since the run started")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[rule]) for rule in sorted(run["rule"].unique())]
-    axes[2].legend(handles, sorted(run["rule"].unique()), fontsize="x-small", ncol=2, loc="lower left")
+    axes[2].legend(handles, sorted(run["rule"].unique()), fontsize="x-small", ncol=2, loc="upper right")  # jobs run top left to bottom right
     cores_axis = axes[2].twinx()
     grid = np.linspace(origin, float(summary.get("run_end") or run["end"].max()), 400)
     load = np.zeros_like(grid)
@@ -72,8 +74,9 @@ def plot_job_costs(jobs_csv: str | os.PathLike[str], summary_json: str | os.Path
     cores_axis.set_ylabel("CPU cores in use")
     cores_axis.grid(False)
     cores_axis.set_ylim(0, max(float(summary.get("cores") or 0), float(load.max()), 1.0) * 1.1)
-    title = (f"{summary.get('jobs', 0)} jobs in {summary.get('span_s', 0) / 60:.1f} min; outside stage code "
-             f"{100 * summary.get('outside_stage_share', float('nan')):.0f}% of the time")
+    title = (f"{summary.get('jobs', 0)} jobs in {summary.get('span_s', 0) / 60:.1f} min; no stage code ran in "
+             f"{100 * summary.get('outside_stage_share', float('nan')):.0f}% of the time, no stage's own work in "
+             f"{100 * summary.get('outside_model_share', float('nan')):.0f}%")
     if summary.get("core_utilisation") is not None:
         title += f"; {100 * summary['core_utilisation']:.0f}% of {summary['cores']} cores busy"
     fig.suptitle(title, fontsize="medium")
