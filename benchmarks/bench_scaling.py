@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (build, current_rss_mib, fit_exponent, load_cfg, machine_line, median,  # noqa: E402
-                    peak_rss_mib, random_batch, reset_peak_rss, training_step, write_csv)
+                    peak_rss_mib, random_batch, reset_peak_rss, tail_exponent, training_step, write_csv)
 
 HERE = Path(__file__).resolve().parent
 #: per scale: training (sizes, batch, steps), batches at 64 px, prediction sizes, regrid (days, grid, spacing m)
@@ -120,31 +120,34 @@ def run(out_dir: Path, scale: str = "ci") -> list[str]:
     write_csv(out_dir / "scaling_regrid.csv", regrid)
 
     pixels = [r["size"] ** 2 for r in train]
+    train_s = [r["cpu_s_per_step"] for r in train]
+    train_mib = [max(r["step_memory_mib"], 1.0) for r in train]
+    predict_pixels = [r["size"] ** 2 for r in predict]
+    predict_s = [r["cpu_s_per_sample"] for r in predict]
+    hours = [r["hours"] for r in regrid]
+    regrid_s = [r["cpu_s"] for r in regrid]
+    per_day = (regrid_s[-1] - regrid_s[0]) / (regrid[-1]["days"] - regrid[0]["days"])
+    working = [r["tracemalloc_peak_mib"] for r in regrid]
     lines = [
-        "scaling training step [PDE-LDM, batch {b}]: {points}; time ~ pixels^{p:.2f}, step memory ~ pixels^{m:.2f}".format(
-            b=s["train_batch"], p=fit_exponent(pixels, [r["cpu_s_per_step"] for r in train]),
-            m=fit_exponent(pixels, [max(r["step_memory_mib"], 1.0) for r in train]),
-            points=", ".join(f"{r['size']} px {r['cpu_s_per_step']:.2f} s {r['step_memory_mib']:.0f} MiB" for r in train)),
-        "scaling training step [PDE-LDM, {size} px]: {points}; time ~ batch^{p:.2f}, per sample {first:.3f} -> {last:.3f} s".format(
-            size=s["train_sizes"][0], p=fit_exponent(s["batches"], [r["cpu_s_per_step"] for r in batches]),
-            first=batches[0]["cpu_s_per_step"] / batches[0]["batch"],
-            last=batches[-1]["cpu_s_per_step"] / batches[-1]["batch"],
-            points=", ".join(f"batch {r['batch']} {r['cpu_s_per_step']:.2f} s {r['step_memory_mib']:.0f} MiB"
-                             for r in batches)),
-        "scaling prediction [LDM, {steps} DDIM steps, 1 member]: {points}; time ~ pixels^{p:.2f}".format(
-            steps=predict[0]["sampler_steps"],
-            p=fit_exponent([r["size"] ** 2 for r in predict], [r["cpu_s_per_sample"] for r in predict]),
-            points=", ".join(f"{r['size']} px {r['cpu_s_per_sample']:.2f} s/sample" for r in predict)),
-        "scaling regrid [{grid}, {n} predictors, day blocks]: {points}; time ~ hours^{p:.2f}; working memory "
-        "{growth:.2f}x from {first} to {last} h ({verdict}); process peak {rss0:.0f} -> {rss1:.0f} MiB (the "
-        "benchmark holds its synthetic input whole)".format(
-            grid=regrid[0]["grid"], n=regrid[0]["variables"],
-            p=fit_exponent([r["hours"] for r in regrid], [r["cpu_s"] for r in regrid]),
-            growth=regrid[-1]["tracemalloc_peak_mib"] / regrid[0]["tracemalloc_peak_mib"], first=regrid[0]["hours"],
-            last=regrid[-1]["hours"], rss0=regrid[0]["peak_rss_mib"], rss1=regrid[-1]["peak_rss_mib"],
-            verdict=("bounded" if regrid[-1]["tracemalloc_peak_mib"] <= 1.25 * regrid[0]["tracemalloc_peak_mib"]
-                     else "GROWS"),
-            points=", ".join(f"{r['hours']} h {r['cpu_s']:.1f} s {r['tracemalloc_peak_mib']:.0f} MiB" for r in regrid)),
+        f"scaling training step [PDE-LDM, batch {s['train_batch']}]: "
+        + ", ".join(f"{r['size']} px {r['cpu_s_per_step']:.2f} s {r['step_memory_mib']:.0f} MiB" for r in train)
+        + f"; time ~ pixels^{fit_exponent(pixels, train_s):.2f} ({train[-2]['size']}->{train[-1]['size']} px: "
+        f"^{tail_exponent(pixels, train_s):.2f}), step memory ~ pixels^{fit_exponent(pixels, train_mib):.2f} "
+        f"(^{tail_exponent(pixels, train_mib):.2f})",
+        f"scaling training step [PDE-LDM, {s['train_sizes'][0]} px]: "
+        + ", ".join(f"batch {r['batch']} {r['cpu_s_per_step']:.2f} s {r['step_memory_mib']:.0f} MiB" for r in batches)
+        + f"; time ~ batch^{fit_exponent(s['batches'], [r['cpu_s_per_step'] for r in batches]):.2f}, per sample "
+        f"{batches[0]['cpu_s_per_step'] / batches[0]['batch']:.3f} -> {batches[-1]['cpu_s_per_step'] / batches[-1]['batch']:.3f} s",
+        f"scaling prediction [LDM, {predict[0]['sampler_steps']} DDIM steps, 1 member]: "
+        + ", ".join(f"{r['size']} px {r['cpu_s_per_sample']:.2f} s/sample" for r in predict)
+        + f"; time ~ pixels^{fit_exponent(predict_pixels, predict_s):.2f} ({predict[-2]['size']}->{predict[-1]['size']} "
+        f"px: ^{tail_exponent(predict_pixels, predict_s):.2f})",
+        f"scaling regrid [{regrid[0]['grid']}, {regrid[0]['variables']} predictors, day blocks]: "
+        + ", ".join(f"{r['hours']} h {r['cpu_s']:.1f} s {r['tracemalloc_peak_mib']:.0f} MiB" for r in regrid)
+        + f"; time ~ hours^{fit_exponent(hours, regrid_s):.2f} (a fixed {regrid_s[0] - per_day:.1f} s of set-up, then "
+        f"{per_day:.2f} s per day: linear); working memory {working[-1] / working[0]:.2f}x from {hours[0]} to "
+        f"{hours[-1]} h ({'bounded' if working[-1] <= 1.25 * working[0] else 'GROWS'}); process peak "
+        f"{regrid[0]['peak_rss_mib']:.0f} -> {regrid[-1]['peak_rss_mib']:.0f} MiB (holds the synthetic input whole)",
     ]
     return lines
 

@@ -171,6 +171,11 @@ def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def tail_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
+    """``p`` between the two largest sizes: how the cost grows once fixed costs no longer dominate."""
+    return math.log(values[-1] / values[-2]) / math.log(sizes[-1] / sizes[-2])
+
+
 def write_csv(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
     """Rows (dicts with the same keys) -> CSV; numbers rounded to 6 significant digits."""
     path = Path(path)
