@@ -61,3 +61,32 @@ def test_workflow_benchmark_says_when_there_is_no_finished_run(tmp_path: Path):
     assert len(lines) == 1 and "no finished default run" in lines[0] and "jobs]:" in lines[0]
     table = pd.read_csv(tmp_path / "out" / "workflow.csv")
     assert table.loc[0, "planned_jobs"] > 20 and table.loc[0, "wall_s"] > 0
+
+
+def test_scaling_lines_fit_the_exponents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The lines and CSVs of bench_scaling from known points (no model run): linear costs give p = 1."""
+    import bench_scaling
+
+    def child(args: list[str]) -> dict:
+        if args[0] == "--predict":
+            return {"rows": [{"size": s, "sampler_steps": 20, "cpu_s_per_sample": 1e-4 * s * s,
+                              "wall_s_per_sample": 1e-4 * s * s, "peak_rss_mib": 500.0} for s in map(int, args[1:])]}
+        size, batch = int(args[1]), int(args[2])
+        cost = 1e-5 * size * size * batch
+        return {"size": size, "batch": batch, "cpu_s_per_step": cost, "wall_s_per_step": cost,
+                "rss_model_mib": 700.0, "peak_rss_mib": 700.0 + 1e-3 * size * size, "step_memory_mib": 1e-3 * size * size}
+
+    def regrid(days: int, grid: tuple[int, int], spacing_m: float, n_vars: int) -> dict:
+        return {"days": days, "hours": 24 * days, "grid": f"{grid[0]}x{grid[1]}", "variables": n_vars,
+                "seconds": 1.0 + 0.5 * days, "cpu_s": 1.0 + 0.5 * days, "peak_rss_mib": 300.0,
+                "tracemalloc_peak_mib": 30.0, "coarse_result_mib": 0.1 * days}
+
+    monkeypatch.setattr(bench_scaling, "_child", child)
+    monkeypatch.setattr(bench_scaling, "regrid_point", regrid)
+    lines = bench_scaling.run(tmp_path, "ci")
+    assert len(lines) == 4
+    assert "time ~ pixels^1.00 (256->512 px: ^1.00), step memory ~ pixels^1.00" in lines[0]
+    assert "time ~ batch^1.00" in lines[1] and "time ~ pixels^1.00" in lines[2]
+    assert "a fixed 1.0 s of set-up, then 0.50 s per day: linear" in lines[3] and "(bounded)" in lines[3]
+    for name in ("scaling_train", "scaling_predict", "scaling_regrid"):
+        assert len(pd.read_csv(tmp_path / f"{name}.csv")) > 0
