@@ -9,6 +9,7 @@
   it ran alone (the torch jobs take the run's free cores, :mod:`pdeldm.cores`).
 
     python benchmarks/bench_workflow.py [--workdir .] [--out results/benchmarks]
+    python benchmarks/bench_workflow.py --workdir RUN --configfile config/config.yaml config/ci.yaml RUN/paths.yaml
 """
 
 from __future__ import annotations
@@ -53,8 +54,16 @@ def dry_run(workdir: Path, configfiles: list[Path], repeats: int = 2) -> dict[st
             "nothing_to_do": "Nothing to be done" in out}
 
 
-def run(out_dir: Path, scale: str = "ci", workdir: Path = ROOT) -> list[str]:  # noqa: ARG001 - one size
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.1f}%"
+
+
+def run(out_dir: Path, scale: str = "ci", workdir: Path = ROOT,  # noqa: ARG001 - one size
+        configfiles: list[Path] | None = None) -> list[str]:
+    """``configfiles``: the configuration of the finished run in ``workdir`` (default: config/config.yaml)."""
     rows, lines = [], []
+    configfiles = configfiles or [ROOT / "config" / "config.yaml"]
+    label = "default" if configfiles == [ROOT / "config" / "config.yaml"] else "+".join(p.stem for p in configfiles)
     with tempfile.TemporaryDirectory(prefix="pdeldm-dry-") as tmp:
         paths = Path(tmp) / "paths.yaml"
         paths.write_text(f"paths: {{static_source: {ROOT / 'data' / 'static' / 'eur11_static.nc'}}}\n")
@@ -62,22 +71,22 @@ def run(out_dir: Path, scale: str = "ci", workdir: Path = ROOT) -> list[str]:  #
     rows.append({"what": "dry run, default DAG, nothing built", **fresh})
     summary_path = workdir / "results" / "benchmarks" / "jobs_summary.json"
     if summary_path.exists():
-        finished = dry_run(workdir, [ROOT / "config" / "config.yaml"])
-        rows.append({"what": f"dry run, finished default run in {workdir}", **finished})
+        finished = dry_run(workdir, configfiles)
+        rows.append({"what": f"dry run, finished {label} run in {workdir}", **finished})
         verdict = "met" if finished["wall_s"] <= GOAL_DRY_RUN_S else "NOT met"
-        lines.append(f"workflow dry run [finished default run]: {finished['wall_s']:.1f} s wall, {finished['cpu_s']:.1f} s CPU, "
+        lines.append(f"workflow dry run [finished {label} run]: {finished['wall_s']:.1f} s wall, {finished['cpu_s']:.1f} s CPU, "
                      f"{finished['planned_jobs']} jobs to run (goal <= {GOAL_DRY_RUN_S:.0f} s: {verdict}); "
                      f"nothing built: {fresh['wall_s']:.1f} s for {fresh['planned_jobs']} jobs "
                      f"({finished['wall_s'] / fresh['wall_s']:.2f}x)")
         summary = json.loads(summary_path.read_text())
-        rows.append({"what": "finished default run", **{k: v for k, v in summary.items() if not isinstance(v, dict)}})
+        rows.append({"what": f"finished {label} run", **{k: v for k, v in summary.items() if not isinstance(v, dict)}})
         alone = summary.get("critical_alone_cpu_per_s")
         utilisation = summary.get("core_utilisation")
         lines.append(
-            f"workflow overhead [finished default run, {summary['jobs']} jobs, {summary['span_s'] / 60:.1f} min on "
+            f"workflow overhead [finished {label} run, {summary['jobs']} jobs, {summary['span_s'] / 60:.1f} min on "
             f"{summary['cores']} cores]: no stage code ran in {100 * summary['outside_stage_share']:.1f}% of the run's "
-            f"wall time, no stage's own work (imports counted outside) in "
-            f"{100 * summary.get('outside_model_share', float('nan')):.1f}%; start-up is {100 * summary['overhead_share_of_job_time']:.1f}% of the jobs' own time; "
+            f"wall time, no stage's own work (imports counted outside) in {_percent(summary.get('outside_model_share'))}; "
+            f"start-up is {100 * summary['overhead_share_of_job_time']:.1f}% of the jobs' own time; "
             f"cores busy {'–' if utilisation is None else f'{100 * utilisation:.0f}%'}; a job running alone "
             f"({summary['critical_alone_s'] / 60:.1f} min) used {'–' if alone is None else f'{alone:.2f}'} cores")
     else:
@@ -93,11 +102,13 @@ def run(out_dir: Path, scale: str = "ci", workdir: Path = ROOT) -> list[str]:  #
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=ROOT, help="where a finished default run lives")
+    parser.add_argument("--workdir", type=Path, default=ROOT, help="where a finished run lives")
+    parser.add_argument("--configfile", type=Path, nargs="+", help="its configuration (default: config/config.yaml)")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
     args = parser.parse_args(argv)
     print(machine_line())
-    for line in run(args.out, "ci", args.workdir.resolve()):
+    configfiles = [p.resolve() for p in args.configfile] if args.configfile else None
+    for line in run(args.out, "ci", args.workdir.resolve(), configfiles):
         print(line, flush=True)
     return 0
 
