@@ -13,6 +13,11 @@ for more cores than Snakemake handed out. Leases of processes that died are igno
 Every job holds a lease (so that torch jobs leave its cores alone); only jobs told the run's core
 count (``total`` >= 1) adapt their threads. Where a scheduler allots the cores (SLURM), ``total`` is
 0 and each job keeps its own threads.
+
+The price: a training's numbers depend on its number of threads (the order of floating-point
+sums), and with shared cores that number depends on what else runs, so two runs can differ in
+the last digits. ``--set-resources train:shared_cores=0 finetune:shared_cores=0
+predict:shared_cores=0`` pins every job to its own threads (byte-identical reruns).
 """
 
 from __future__ import annotations
