@@ -34,7 +34,7 @@ GOAL = 1.15
 FORMS = ("flux_ratio", "advection_diffusion", "advection_diffusion_matched")
 #: (config, crop, batch, timed steps) per scale
 SIZES = {
-    "ci": [("default", None, None, 4), ("paper", 128, 2, 2)],
+    "ci": [("default", None, None, 10), ("paper", 128, 2, 3)],
     "full": [("default", None, None, 10), ("paper", 256, 4, 4)],
     "tiny": [("default", 32, 2, 1)],  # the test suite's smoke run
 }
