@@ -1,11 +1,12 @@
-# Two entry points (see README):  `make pipeline`  runs the whole workflow;  `make test`  runs the tests.
+# Two entry points (see README):  `make pipeline`  runs the whole workflow;  `make test`  runs the tests
+# (`make benchmarks`: speed and memory, benchmarks/README.md).
 # Both create the environment from the project's own files first (.venv, from pyproject.toml).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: env pipeline test report clean
+.PHONY: env pipeline test benchmarks report clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,10 @@ pipeline: env
 
 test: env
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# Speed and memory, each stage side by side with the obvious alternative (benchmarks/README.md).
+benchmarks: env
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run_all
 
 clean:
 	rm -rf results/* resources logs .snakemake

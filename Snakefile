@@ -29,6 +29,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/experiments.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
+include: "workflow/rules/costs.smk"
 
 
 # ---- targets -----------------------------------------------------------------------------------

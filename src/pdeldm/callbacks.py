@@ -247,3 +247,22 @@ def _numpy_state() -> dict[str, Any]:
 def _set_numpy_state(state: dict[str, Any]) -> None:
     np.random.set_state((state["name"], state["keys"].numpy().astype(np.uint32), state["pos"],
                          state["has_gauss"], state["cached_gaussian"]))
+
+
+class ShareCores(Callback):
+    """Before every batch, use the cores of the local run that no other job holds (:mod:`pdeldm.cores`).
+
+    Does nothing in a process without a lease (tests, notebooks, cluster jobs).
+    """
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        from pdeldm.cores import adapt_threads
+
+        adapt_threads()
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                                  batch_idx: int, dataloader_idx: int = 0) -> None:
+        from pdeldm.cores import adapt_threads
+
+        adapt_threads()

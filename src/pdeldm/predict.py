@@ -93,6 +93,7 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     """
     from torch.utils.data import DataLoader
 
+    from pdeldm.cores import adapt_threads
     from pdeldm.data.datasets import DownscalingDataset
     from pdeldm.models.registry import load_model
 
@@ -130,6 +131,7 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
         try:
             pos = 0
             for batch in loader:
+                adapt_threads()  # the cores of the local run that no other job holds (pdeldm.cores)
                 index = batch["index"].tolist()
                 if perfect is not None:
                     batch["coarse"] = perfect.perfect(batch["coarse"], batch["target"])

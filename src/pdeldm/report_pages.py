@@ -100,3 +100,55 @@ def write_experiment_page(summary_md: str | os.PathLike[str], cfg: Mapping[str, 
         + html.escape(yaml.safe_dump(dict(cfg), sort_keys=False)) + "</pre>"
     )
     _write(out_html, _page("Experiment: what ran and what came out", body))
+
+
+#: Run totals shown on the costs page, with their meaning (keys of ``jobs_summary.json``).
+_RUN_TOTALS = [
+    ("jobs", "jobs run"),
+    ("cores", "cores of the run (0: allotted by a scheduler)"),
+    ("span_s", "wall time of the run (s), Snakemake start to the collection of the records"),
+    ("job_wall_s", "wall time summed over the jobs (s)"),
+    ("job_cpu_s", "CPU time summed over the jobs (s)"),
+    ("outside_stage_share", "share of the run's wall time in which no stage code ran"),
+    ("outside_model_share", "the same, counting the stages' library imports as outside"),
+    ("import_s", "seconds the stages spent importing libraries, summed over the jobs"),
+    ("overhead_share_of_job_time", "share of the jobs' wall time outside their stage code"),
+    ("core_utilisation", "CPU time over wall time × cores"),
+    ("critical_alone_s", "time in which a single job ran (s)"),
+    ("critical_alone_cpu_per_s", "cores that lone job used on average"),
+    ("max_rss_mib", "largest peak memory of a job (MiB)"),
+]
+
+
+def write_costs_page(jobs_csv: str | os.PathLike[str], summary_json: str | os.PathLike[str],
+                     out_html: str | os.PathLike[str]) -> None:
+    """Where the time goes: the run's totals, the cost per rule and every job's record."""
+    import pandas as pd
+
+    from pdeldm.costs import per_rule
+
+    jobs = pd.read_csv(jobs_csv)
+    summary = json.loads(Path(summary_json).read_text())
+
+    def number(value: Any, digits: int = 1) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "–"
+        return f"{value:,.{digits}f}" if isinstance(value, float) else html.escape(str(value))
+
+    totals = [[html.escape(label), number(summary.get(key), 3 if "share" in key or "util" in key else 1)]
+              for key, label in _RUN_TOTALS if key in summary]
+    columns = ["jobs", "wall_s", "stage_s", "import_s", "overhead_s", "cpu_s", "max_rss_mib", "threads_max"]
+    rules = per_rule(jobs) if len(jobs) else pd.DataFrame(columns=columns)
+    rule_rows = [[html.escape(str(rule))] + [number(row[c], 0 if c in ("jobs", "threads_max") else 1) for c in columns]
+                 for rule, row in rules.iterrows()]
+    job_columns = ["wall_s", "stage_s", "import_s", "cpu_s", "max_rss_mib", "threads_max"]
+    job_rows = [[html.escape(f"{row['rule']} {row['job']}".strip())]
+                + [number(row[c], 0 if c == "threads_max" else 1) for c in job_columns]
+                for _, row in jobs.sort_values("wall_s", ascending=False).iterrows()]
+    body = (
+        "<h2>The run</h2>" + _table(totals)
+        + "<h2>Per rule (seconds, MiB)</h2>" + _table(rule_rows, header=["rule", *columns])
+        + "<h2>Every job with a record (seconds, MiB), longest first</h2>"
+        + _table(job_rows, header=["job", *job_columns])
+    )
+    _write(out_html, _page("Where the time goes", body))

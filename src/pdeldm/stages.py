@@ -7,6 +7,7 @@ paths and config values. Each function can be called directly (tests, notebooks,
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -373,6 +374,28 @@ def dvc_track(paths: Sequence[str], manifest: str, cfg: dict[str, Any], log: str
     track(list(paths), manifest, cfg, logger=stage_logger("dvc_track", log))
 
 
+@stage("job_costs")
+def job_costs(records: str, out_csv: str, out_summary: str, cores: int = 0, log: str | None = None,
+              **_results: Any) -> None:
+    """Every job's cost record -> ``jobs.csv``, and the run's totals (span, overhead, core use)."""
+    from pdeldm.costs import write_job_costs
+
+    logger = stage_logger("job_costs", log)
+    summary = write_job_costs(records, out_csv, out_summary, cores)
+    logger.info("wrote %s and %s: %s", out_csv, out_summary, summary)
+
+
+@stage("figure_job_costs")
+def figure_job_costs(jobs_csv: str, summary_json: str, out_png: str, out_html: str, log: str | None = None) -> None:
+    """Where the time and memory went: per-rule bars and the run's timeline, and the report page."""
+    from pdeldm.plotting.costs import plot_job_costs
+    from pdeldm.report_pages import write_costs_page
+
+    plot_job_costs(jobs_csv, summary_json, out_png)
+    write_costs_page(jobs_csv, summary_json, out_html)
+    stage_logger("figures", log).info("wrote %s and %s", out_png, out_html)
+
+
 def _plain(value: Any) -> Any:
     """Snakemake's Namedlist/str subclasses -> list[str] / str."""
     if isinstance(value, str):
@@ -401,9 +424,26 @@ def stage_kwargs(smk: Any) -> dict[str, Any]:
 
 
 def run_from_snakemake(smk: Any) -> None:
-    """Dispatch a Snakemake ``script:`` call to the registered stage function of the rule."""
+    """Dispatch a Snakemake ``script:`` call to the registered stage function of the rule.
+
+    The job holds a lease on the run's cores while it runs (:mod:`pdeldm.cores`; the rule's
+    ``shared_cores`` resource is the run's core count, 0 or absent where a scheduler allots them)
+    and records what its stage cost next to its Snakemake benchmark (:mod:`pdeldm.costs`).
+    """
+    from pdeldm.cores import holding
+    from pdeldm.costs import job_record_path, records_root, stage_record
+
     name = smk.params.get("stage", smk.rule)
     function = _STAGES.get(name)
     if function is None:
         raise KeyError(f"no stage function registered for rule '{name}' (known: {sorted(_STAGES)})")
-    function(**stage_kwargs(smk))
+    paths = smk.config["paths"]
+    record = job_record_path(records_root(paths["logs"]), smk.rule, dict(smk.wildcards.items()), ".stage.json")
+    shared = int(smk.resources.get("shared_cores", 0) or 0)
+    kwargs = stage_kwargs(smk)
+    if "cores" in inspect.signature(function).parameters:  # the run's cores (0 where a scheduler allots them)
+        kwargs["cores"] = shared
+    with holding(Path(paths["resources"]) / "running", shared, int(smk.threads)) as share, \
+            stage_record(record, smk.rule) as cost:
+        function(**kwargs)
+        cost["threads_max"] = share.max_threads if share is not None else int(smk.threads)

@@ -193,7 +193,9 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from pdeldm.callbacks import EMACallback, EpochMetricsLogger, ExactResume, LastCheckpoint, write_metrics_csv
+    from pdeldm.callbacks import (EMACallback, EpochMetricsLogger, ExactResume, LastCheckpoint, ShareCores,
+                                  write_metrics_csv)
+    from pdeldm.cores import adapt_threads
     from pdeldm.model_card import training_record
     from pdeldm.models.registry import build_model, save_model
 
@@ -215,6 +217,8 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     if opts["num_threads"]:
         torch.set_num_threads(int(opts["num_threads"]))
+    else:  # the cores of the local run that no other job holds (pdeldm.cores), again before every batch
+        adapt_threads()
     L.seed_everything(seed, workers=True)
     t_start = time.perf_counter()
     module = build_model(model, cfg, meta_dict, deps)
@@ -240,6 +244,8 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     metrics_cb = EpochMetricsLogger(workdir / "metrics.csv", logger)
     callbacks: list[Any] = [metrics_cb, EMACallback(), ExactResume(), best_cb,
                             LastCheckpoint(last, int(opts["checkpoint_every_n_steps"]))]
+    if not opts["num_threads"]:
+        callbacks.append(ShareCores())
     if opts["early_stopping_patience"] is not None and int(opts["early_stopping_patience"]) > 0:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=int(opts["early_stopping_patience"]),
                                        check_on_train_epoch_end=False))

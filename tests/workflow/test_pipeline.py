@@ -149,11 +149,36 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
     assert counts == {"train": 1, "predict": 1, "evaluate": 1, "summary_table": 1, "figure_boxplots": 1,
                       "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "figure_training": 1,
                       "experiment_page": 1, "predict_perfect_input": 1, "evaluate_perfect_input": 1,
-                      "robustness_table": 1, "all": 1}, counts
+                      "robustness_table": 1, "job_costs": 1, "figure_job_costs": 1, "all": 1}, counts
     messages = _job_messages(output)
     assert "Training gan" in messages and "Scoring gan on the test period" in messages, messages
     for other in ["interpolation", "unet", "autoencoder", "ldm", *RUNS]:
         assert not any(message.endswith(f" {other}") or f" {other} " in message for message in messages), messages
+
+
+def test_every_job_of_the_run_has_a_cost_record(finished_run: Path):
+    """results/benchmarks/jobs.csv: one row per job that ran (the collection and its figure run after it)."""
+    jobs = pd.read_csv(finished_run / "results" / "benchmarks" / "jobs.csv")
+    ci = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    n_runs = len(RUNS) * len(ci["finetune"]["seeds"])
+    counts = jobs["rule"].value_counts().to_dict()
+    assert counts["train"] == 5 and counts["finetune"] == n_runs
+    assert counts["predict"] == counts["evaluate"] == len(BASE_MODELS) + n_runs
+    for rule in ["static_region", "twin", "store", "identify_pde", "evaluate_truth", "summary_table",
+                 "paired_differences", "figure_maps", "data_page", "experiment_page"]:
+        assert counts.get(rule) == 1, (rule, counts)
+    assert len(jobs) == len(jobs[["rule", "job"]].drop_duplicates())
+    assert (jobs["wall_s"] > 0).all()
+    # every job ran its stage through workflow/scripts/stage.py, which timed it
+    assert jobs["stage_s"].notna().all() and (jobs["stage_s"] <= jobs["wall_s"] + 1.0).all()
+    trainings = jobs[jobs["rule"].isin(["train", "finetune"]) & (jobs["job"] != "interpolation")]
+    assert (trainings["cpu_s"] > 0).all() and (trainings["threads_max"] >= 1).all()
+    summary = yaml.safe_load((finished_run / "results" / "benchmarks" / "jobs_summary.json").read_text())
+    assert summary["jobs"] == len(jobs) and summary["cores"] == 2
+    assert 0.0 < summary["outside_stage_share"] < 1.0 and 0.0 < summary["core_utilisation"] <= 1.05
+    page = (finished_run / "results" / "report" / "costs.html").read_text()
+    assert "Where the time goes" in page and "finetune" in page
+    assert (finished_run / "results" / "figures" / "job_costs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_html_report_builds(finished_run: Path):

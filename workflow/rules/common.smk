@@ -3,6 +3,7 @@ import glob
 import json
 
 from pdeldm.config import months_in_period, validate_config
+from pdeldm.costs import job_record_path, records_root
 from pdeldm.errors import ConfigError
 from pdeldm.experiments import fine_tuning_runs, run_models
 
@@ -34,6 +35,24 @@ RUN_MODELS = run_models(config)
 MODELS = BASE_MODELS + RUN_MODELS
 MONTHS = months_in_period(config["data"]["period"]["start"], config["data"]["period"]["end"])
 STAGE_SCRIPT = "../scripts/stage.py"
+# What each job cost (pdeldm.costs): one record per job, collected by rule job_costs.
+BENCHMARKS = records_root(LOGS)
+
+
+def benchmark_path(rule_name, *wildcards):
+    """The `benchmark:` file of a job of `rule_name`, named by its `wildcards` (every rule has one)."""
+    return job_record_path(BENCHMARKS, rule_name, wildcards)
+
+
+def shared_cores(wildcards=None):
+    """The cores of a local run, which its torch jobs share (pdeldm.cores); 0 where a scheduler allots
+    the cores of each job (cluster executors) or the run's cores are unknown."""
+    if not workflow.local_exec or workflow.remote_exec:
+        return 0
+    try:
+        return int(workflow.cores)
+    except (WorkflowError, TypeError, ValueError):
+        return 0
 
 
 def config_json(*sections):
@@ -101,7 +120,8 @@ def model_run(model):
     return model.split("/seed")[0] if "/seed" in model else None
 
 
-def final_outputs():
+def pipeline_outputs():
+    """Every result of the default target except the cost records, which are collected after them."""
     outputs = [
         f"{RESULTS}/tables/summary.csv",
         f"{RESULTS}/tables/summary.md",
@@ -120,3 +140,13 @@ def final_outputs():
                 f"{RESULTS}/report/experiment.html"]
     outputs += realism_outputs() + perfect_input_outputs()  # realism.smk, robustness.smk
     return outputs
+
+
+def cost_outputs():
+    """What every job of the run cost, and the report's page on it (workflow/rules/costs.smk)."""
+    return [f"{RESULTS}/benchmarks/jobs.csv", f"{RESULTS}/benchmarks/jobs_summary.json",
+            f"{RESULTS}/figures/job_costs.png", f"{RESULTS}/report/costs.html"]
+
+
+def final_outputs():
+    return pipeline_outputs() + cost_outputs()

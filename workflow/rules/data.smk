@@ -50,6 +50,7 @@ if config["data"]["source"] == "twin":
             region=region_box(),
         log:
             f"{LOGS}/static_region.log",
+        benchmark: benchmark_path("static_region")
         script:
             STAGE_SCRIPT
 
@@ -67,6 +68,7 @@ else:
             config=config_json("static_inputs", "cosmo.variable"),
         log:
             f"{LOGS}/static_inputs.log",
+        benchmark: benchmark_path("static_inputs")
         script:
             STAGE_SCRIPT
 
@@ -86,6 +88,7 @@ rule twin:
         cosmo_dir=f"{RESOURCES}/twin/{REGION}/cosmo",
     log:
         f"{LOGS}/twin.log",
+    benchmark: benchmark_path("twin")
     script:
         STAGE_SCRIPT
 
@@ -104,5 +107,6 @@ rule store:
         config=config_json("data"),
     log:
         f"{LOGS}/store.log",
+    benchmark: benchmark_path("store")
     script:
         STAGE_SCRIPT

@@ -31,9 +31,11 @@ rule predict:
         gpu=lambda wildcards: 0 if wildcards.model == "interpolation" else 1,
         mem_mb=lambda wildcards, attempt: job_request("predict", "mem_mb", attempt),
         runtime=lambda wildcards, attempt: job_request("predict", "runtime", attempt),
+        shared_cores=shared_cores,
     threads: 1
     log:
         f"{LOGS}/predict/{{model}}.log",
+    benchmark: benchmark_path("predict", "model")
     script:
         STAGE_SCRIPT
 
@@ -69,6 +71,7 @@ rule evaluate:
         config=config_json(*EVALUATION_SECTIONS),
     log:
         f"{LOGS}/evaluate/{{model}}.log",
+    benchmark: benchmark_path("evaluate", "model")
     script:
         STAGE_SCRIPT
 
@@ -87,6 +90,7 @@ rule evaluate_truth:
         config=config_json(*EVALUATION_SECTIONS),
     log:
         f"{LOGS}/evaluate/truth.log",
+    benchmark: benchmark_path("evaluate_truth")
     script:
         STAGE_SCRIPT
 
@@ -108,6 +112,7 @@ rule summary_table:
         out_tex=f"{RESULTS}/tables/summary.tex",
     log:
         f"{LOGS}/summary_table.log",
+    benchmark: benchmark_path("summary_table")
     script:
         STAGE_SCRIPT
 
@@ -124,5 +129,6 @@ rule paired_differences:
         config=config_json("evaluation", "finetune"),
     log:
         f"{LOGS}/paired_differences.log",
+    benchmark: benchmark_path("paired_differences")
     script:
         STAGE_SCRIPT

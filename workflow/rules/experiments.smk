@@ -40,6 +40,7 @@ rule ablation_lambda:
         config=config_json(*EXPERIMENT_SECTIONS),
     log:
         f"{LOGS}/experiments/ablation_lambda.log",
+    benchmark: benchmark_path("ablation_lambda")
     script:
         STAGE_SCRIPT
 
@@ -56,6 +57,7 @@ rule wind_contrast_conditions:
         config=config_json("experiments.subset"),
     log:
         f"{LOGS}/experiments/wind_contrast_conditions.log",
+    benchmark: benchmark_path("wind_contrast_conditions")
     script:
         STAGE_SCRIPT
 
@@ -75,6 +77,7 @@ rule pde_forms:
         config=config_json(*EXPERIMENT_SECTIONS),
     log:
         f"{LOGS}/experiments/pde_forms.log",
+    benchmark: benchmark_path("pde_forms")
     script:
         STAGE_SCRIPT
 

@@ -22,6 +22,7 @@ import sys
 
 import pandas as pd
 
+from pdeldm.costs import job_record_path, records_root
 from pdeldm.data.cds import group_spec
 
 # Client settings: operational only, so they are passed in the shell template and a change does
@@ -30,6 +31,12 @@ ERA5_CLIENT = {"retries": 2, "retry_max": 5, "sleep_max": 60, "timeout": 120}
 ERA5_CLIENT.update({k: config.get("era5", {})[k] for k in ERA5_CLIENT if k in config.get("era5", {})})
 ERA5_DIR = f"{config['paths']['resources']}/era5"
 ERA5_LOGS = config["paths"].get("logs", "logs")
+
+if "benchmark_path" not in globals():  # this file on its own (without common.smk) records its jobs' costs too
+
+    def benchmark_path(rule_name, *wildcards):
+        return job_record_path(records_root(ERA5_LOGS), rule_name, wildcards)
+
 
 
 def era5_months():
@@ -88,6 +95,7 @@ rule fetch_era5:
     resources:
         cds=1,
     retries: 0  # the fetch retries transient failures itself (--retries), never permanent ones
+    benchmark: benchmark_path("fetch_era5", "group", "year", "month")
     shell:
         "{sys.executable} -m pdeldm.data.cds {params.request}"
         " --year {wildcards.year} --month {wildcards.month} --retries {ERA5_CLIENT[retries]}"
@@ -107,6 +115,7 @@ rule merge_era5_month:
     wildcard_constraints:
         year=r"\d{4}",
         month=r"\d{2}",
+    benchmark: benchmark_path("merge_era5_month", "year", "month")
     shell:
         "{sys.executable} -m pdeldm.data.cds merge --out {output} --log {log} {input}"
 

@@ -17,6 +17,7 @@ rule figure_boxplots:
                        category="Evaluation", subcategory="Scores"),
     log:
         f"{LOGS}/figures/boxplots.log",
+    benchmark: benchmark_path("figure_boxplots")
     script:
         STAGE_SCRIPT
 
@@ -34,6 +35,7 @@ rule figure_maps:
         config=config_json("evaluation"),
     log:
         f"{LOGS}/figures/maps.log",
+    benchmark: benchmark_path("figure_maps")
     script:
         STAGE_SCRIPT
 
@@ -48,6 +50,7 @@ rule figure_spectra:
                        subcategory="Spectra"),
     log:
         f"{LOGS}/figures/spectra.log",
+    benchmark: benchmark_path("figure_spectra")
     script:
         STAGE_SCRIPT
 
@@ -63,5 +66,6 @@ rule figure_calibration:
                        category="Evaluation", subcategory="Calibration"),
     log:
         f"{LOGS}/figures/calibration.log",
+    benchmark: benchmark_path("figure_calibration")
     script:
         STAGE_SCRIPT

@@ -42,5 +42,6 @@ rule twin_realism:
         n_regions=len(realism_regions()),
     log:
         f"{LOGS}/twin_realism.log",
+    benchmark: benchmark_path("twin_realism")
     script:
         STAGE_SCRIPT

@@ -13,6 +13,7 @@ rule figure_training:
         out_png=report(f"{RESULTS}/figures/training.png", caption="../report/training.rst", category="Training"),
     log:
         f"{LOGS}/figures/training.log",
+    benchmark: benchmark_path("figure_training")
     script:
         STAGE_SCRIPT
 
@@ -27,6 +28,7 @@ rule data_page:
         out_html=report(f"{RESULTS}/report/data.html", caption="../report/data.rst", category="Data"),
     log:
         f"{LOGS}/report/data_page.log",
+    benchmark: benchmark_path("data_page")
     script:
         STAGE_SCRIPT
 
@@ -44,5 +46,6 @@ rule experiment_page:
         repository=workflow.basedir,
     log:
         f"{LOGS}/report/experiment_page.log",
+    benchmark: benchmark_path("experiment_page")
     script:
         STAGE_SCRIPT

@@ -25,9 +25,15 @@ rule predict_perfect_input:
         model="{model}",
         coarse_input="perfect",
         stage="predict",
+    resources:
+        gpu=lambda wildcards: 0 if wildcards.model == "interpolation" else 1,
+        mem_mb=lambda wildcards, attempt: job_request("predict", "mem_mb", attempt),
+        runtime=lambda wildcards, attempt: job_request("predict", "runtime", attempt),
+        shared_cores=shared_cores,
     threads: 1
     log:
         f"{LOGS}/predict_perfect_input/{{model}}.log",
+    benchmark: benchmark_path("predict_perfect_input", "model")
     script:
         STAGE_SCRIPT
 
@@ -50,6 +56,7 @@ rule evaluate_perfect_input:
         stage="evaluate",
     log:
         f"{LOGS}/evaluate_perfect_input/{{model}}.log",
+    benchmark: benchmark_path("evaluate_perfect_input", "model")
     script:
         STAGE_SCRIPT
 
@@ -66,5 +73,6 @@ rule robustness_table:
         out_html=report(f"{RESULTS}/tables/robustness.html", caption="../report/robustness.rst", category="Scores"),
     log:
         f"{LOGS}/robustness_table.log",
+    benchmark: benchmark_path("robustness_table")
     script:
         STAGE_SCRIPT

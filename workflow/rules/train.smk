@@ -32,9 +32,11 @@ rule train:
         gpu=lambda wildcards: 0 if wildcards.model == "interpolation" else 1,
         mem_mb=lambda wildcards, attempt: job_request("train", "mem_mb", attempt),
         runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
+        shared_cores=shared_cores,
     threads: 1
     log:
         f"{LOGS}/train/{{model}}.log",
+    benchmark: benchmark_path("train", "model")
     script:
         STAGE_SCRIPT
 
@@ -51,6 +53,7 @@ rule identify_pde:
     threads: 1
     log:
         f"{LOGS}/identify_pde.log",
+    benchmark: benchmark_path("identify_pde")
     script:
         STAGE_SCRIPT
 
@@ -82,8 +85,10 @@ rule finetune:
         gpu=1,
         mem_mb=lambda wildcards, attempt: job_request("train", "mem_mb", attempt),
         runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
+        shared_cores=shared_cores,
     threads: 1
     log:
         f"{LOGS}/train/{{run}}_seed{{seed}}.log",
+    benchmark: benchmark_path("finetune", "run", "seed")
     script:
         STAGE_SCRIPT

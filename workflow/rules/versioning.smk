@@ -46,5 +46,6 @@ rule dvc_track:
         config=json.dumps(config, sort_keys=True),
     log:
         f"{LOGS}/dvc_track.log",
+    benchmark: benchmark_path("dvc_track")
     script:
         STAGE_SCRIPT
