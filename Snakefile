@@ -24,6 +24,7 @@ include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/ensembles.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
 
