@@ -49,7 +49,7 @@ def training_quantiles(store_path: PathLike, meta_path: PathLike, quantiles: Map
         names = list(quantiles)
         levels = [float(quantiles[n]) for n in names]
         for r0 in range(0, ny, rows):
-            block = np.asarray(target.isel(rlat=slice(r0, r0 + rows)).values, dtype=np.float64)
+            block = np.asarray(target.isel({target.dims[1]: slice(r0, r0 + rows)}).values, dtype=np.float64)
             if not np.isfinite(block).all():
                 raise InputError(f"{store_path}: training targets contain NaN or inf (rows {r0}..{r0 + rows})")
             values = np.quantile(block, levels, axis=0)
@@ -64,7 +64,7 @@ def write_climatology(store_path: PathLike, meta_path: PathLike, quantiles: Mapp
     logger = stage_logger("climatology", log)
     values = training_quantiles(store_path, meta_path, quantiles, time_stride)
     with xr.open_zarr(store_path) as store:
-        coords = {name: store[name].values for name in ("rlat", "rlon")}
+        coords = {name: np.asarray(store[name].values) for name in ("rlat", "rlon")}
     data = {f"threshold_{name}": xr.DataArray(
         values[name].astype(np.float32), dims=("rlat", "rlon"), coords=coords,
         attrs={"units": "K", "quantile": float(q), "time_stride": int(time_stride),
