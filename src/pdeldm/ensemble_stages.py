@@ -34,6 +34,19 @@ def verify_ensemble(prediction: str, store_path: str, meta_path: str, climatolog
                       log=log)
 
 
+@stage("diagnose_dispersion")
+def diagnose_dispersion(store_path: str, meta_path: str, models: Sequence[str], cfg: dict[str, Any], out_json: str,
+                        out_md: str, diagnostics: str | None = None, log: str | None = None, **checkpoints: str) -> None:
+    """Residual split, latent calibration, samplers, training and EMA of the configured checkpoints."""
+    from pdeldm.evaluation.dispersion import write_dispersion
+
+    settings = cfg["ensembles"]["dispersion"]
+    paths = {model: checkpoints[f"ckpt_{i}"] for i, model in enumerate(models)}
+    configs = [{"eta": 0.0, "spacing": "uniform", **c} for c in settings["samplers"]]
+    write_dispersion(paths, store_path, meta_path, int(settings["times"]), int(settings["members"]), int(cfg["seed"]),
+                     out_json, out_md, configs, diagnostics=diagnostics, log=log)
+
+
 @stage("ensembles_table")
 def ensembles_table(times_csvs: Sequence[str], counts_jsons: Sequence[str], models: Sequence[str],
                     cfg: dict[str, Any], out_csv: str, out_md: str, out_json: str, diagnostics: str | None = None,

@@ -4,6 +4,8 @@
 #   verify_ensemble   one pass over a model's predictions: per-time sums, rank histogram,
 #                     spread-error bins, event reliability (the UNet as the zero-spread reference)
 #   ensembles_table   -> tables/ensembles.{csv,md}: pooled spread-skill, CRPS, rank-histogram shape
+#   diagnose_dispersion -> tables/dispersion.md: where the spread is lost (residual split, latents,
+#                     samplers, training length, EMA, noise schedule)
 #   extremes_table    -> tables/extremes.{csv,md}: Brier, SEDI of hot/cold events, physics scores on
 #                     the hottest/coldest times, with block-bootstrap intervals over test days
 #   run_sampler_study -> sampler_study/: CRPS, RMSE, spectral score per denoiser evaluation
@@ -24,6 +26,7 @@ def ensemble_file(model, kind):
 def ensemble_outputs():
     """What the three targets build (part of the default target)."""
     return [f"{RESULTS}/tables/ensembles.csv", f"{RESULTS}/tables/ensembles.md", f"{RESULTS}/figures/ensembles.png",
+            f"{RESULTS}/tables/dispersion.md",
             f"{RESULTS}/tables/extremes.csv", f"{RESULTS}/tables/extremes.md", f"{RESULTS}/figures/extremes_maps.png",
             f"{RESULTS}/figures/extremes_scores.png", f"{RESULTS}/sampler_study/sampler_study.csv",
             f"{RESULTS}/sampler_study/sampler_study.md", f"{RESULTS}/figures/sampler_study.png"]
@@ -60,6 +63,34 @@ rule verify_ensemble:
         config=config_json(),
     log:
         f"{LOGS}/ensembles/{{model}}.log",
+    script:
+        STAGE_SCRIPT
+
+
+def dispersion_checkpoints():
+    return {m: checkpoint(m) for m in config["ensembles"]["dispersion"]["models"]}
+
+
+rule diagnose_dispersion:
+    message:
+        "Diagnosing where the ensembles lose spread (residual split, latents, samplers, training)"
+    input:
+        unpack(store_paths),
+        unpack(lambda wildcards: {f"ckpt_{i}": path for i, path in enumerate(dispersion_checkpoints().values())}),
+        **({"diagnostics": f"{RESULTS}/twin/{REGION}_diagnostics.json"} if config["data"]["source"] == "twin" else {}),
+    output:
+        out_json=f"{ENSEMBLES_DIR}/dispersion.json",
+        out_md=f"{RESULTS}/tables/dispersion.md",
+    params:
+        models=list(config["ensembles"]["dispersion"]["models"]),
+        config=config_json("ensembles.dispersion"),
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: job_request("predict", "mem_mb", attempt),
+        runtime=lambda wildcards, attempt: job_request("predict", "runtime", attempt),
+    threads: 1
+    log:
+        f"{LOGS}/ensembles/dispersion.log",
     script:
         STAGE_SCRIPT
 
@@ -178,10 +209,11 @@ rule figure_sampler_study:
 rule ensembles:
     localrule: True
     message:
-        "Ensemble calibration: table and figure"
+        "Ensemble calibration: tables, figure and the dispersion diagnosis"
     input:
         f"{RESULTS}/tables/ensembles.md",
         f"{RESULTS}/figures/ensembles.png",
+        f"{RESULTS}/tables/dispersion.md",
 
 
 rule extremes:

@@ -165,6 +165,22 @@ class LDMModel(BaseModel):
         run), so the ensemble costs one sampler pass per chunk, not one per member.
         ``generators``: one per (member, item), member-major.
         """
+        mean = self.unet_mean(batch)
+        z = self.sample_latents(batch, members, generators, steps, eta, max_batch, solver, spacing)
+        b = mean.shape[0]
+        per_run = max(1, max_batch // b)
+        out = []
+        for m0 in range(0, members, per_run):
+            chunk = z[m0:m0 + per_run]
+            decoded = self.decode(chunk.flatten(0, 1), mean.repeat(chunk.shape[0], 1, 1, 1))
+            out.append(decoded.reshape(chunk.shape[0], b, *mean.shape[1:]))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def sample_latents(self, batch: Batch, members: int = 1, generators: list[torch.Generator] | None = None,
+                       steps: int | None = None, eta: float | None = None, max_batch: int = 256,
+                       solver: str | None = None, spacing: str | None = None) -> torch.Tensor:
+        """The scaled clean latents of :meth:`generate`, ``[M, B, C, h, w]`` (before decoding)."""
         solver = solver or self.sampler_solver
         if eta is None:  # the model's eta belongs to its own solver
             eta = self.sampler_eta if solver == self.sampler_solver else 0.0
@@ -174,7 +190,6 @@ class LDMModel(BaseModel):
         h, w = static.shape[-2] // ds, static.shape[-1] // ds
         denoiser = self.denoiser_ema.shadow
         cond = denoiser.condition(coarse, static, (h, w))
-        mean = self.unet_mean(batch)
         per_run = max(1, max_batch // b)
         out = []
         for m0 in range(0, members, per_run):
@@ -187,5 +202,5 @@ class LDMModel(BaseModel):
                        (k * b, self.autoencoder.latent_channels, h, w), solver=solver,
                        steps=steps or self.sampler_steps, eta=eta, spacing=spacing or self.sampler_spacing,
                        noise=noise, device=self.device)
-            out.append(self.decode(z, mean.repeat(k, 1, 1, 1)).reshape(k, b, *mean.shape[1:]))
+            out.append(z.reshape(k, b, *z.shape[1:]))
         return torch.cat(out)
