@@ -164,8 +164,9 @@ def to_markdown(results: Mapping[str, Mapping[str, Any]], perfect_spread: float 
                   f"(averaging window ~{ema['window_steps']:.0f} steps)."]
         if "training" in r:
             t = r["training"]
-            lines.append(f"- Training: {t['epochs']} epochs, best at {t['best_epoch']}; validation loss fell "
-                         f"{100 * t['val_loss_drop_last_third']:.1f}% over the last third.")
+            drop = t["val_loss_drop_last_third"]
+            fell = f"; validation loss fell {100 * drop:.1f}% over the last third" if np.isfinite(drop) else ""
+            lines.append(f"- Training: {t['epochs']} epochs, best at {t['best_epoch']}{fell}.")
         if perfect_spread is not None:
             lines.append(f"- A perfect model's spread on the twin: at least {perfect_spread:.3f} K.")
         lines += ["", "| Solver | Grid | Steps | eta | Evaluations | Spread [K] | RMSE ens. mean [K] | Spread/skill | "

@@ -102,7 +102,10 @@ def time_rows(name: str, n_seeds: int, values: Mapping[str, pd.Series], times: M
             if part.empty:
                 continue
             part.index = pd.DatetimeIndex(part.index)
-            low, high = block_bootstrap_interval(part, block_days, samples, rng)
+            # The hottest (coldest) times are scattered over the period: blocks of their consecutive
+            # days, but short enough that a few days still resample.
+            n_days = int(pd.DatetimeIndex(part.index).normalize().nunique())
+            low, high = block_bootstrap_interval(part, min(block_days, max(1, n_days // 3)), samples, rng)
             rows.append({"model": name, "n_seeds": n_seeds, "scope": f"times:{scope}", "metric": metric,
                          "value": float(part.mean()), "ci95_low": low, "ci95_high": high, "n_times": int(part.size)})
     return rows

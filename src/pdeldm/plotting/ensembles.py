@@ -15,8 +15,8 @@ from pdeldm.plotting.style import model_color, model_label, order_models, save_f
 
 def plot_ensembles(summary_json: str | os.PathLike[str], out_png: str | os.PathLike[str]) -> None:
     """Top row: one rank histogram per ensemble model. Bottom row: spread against the ensemble-mean
-    error in bins of predicted spread, reliability of the warm-event probability, and the pooled
-    spread/skill (with its interval) next to the CRPS.
+    error in bins of predicted spread, reliability of the warm-event probability, the pooled
+    spread/skill with its interval, and the CRPS.
 
     ``summary_json``: ``results/ensembles/summary.json`` (:mod:`pdeldm.evaluation.ensembles`).
     """
@@ -25,7 +25,7 @@ def plot_ensembles(summary_json: str | os.PathLike[str], out_png: str | os.PathL
     perfect = summaries.get("perfect_model")
     models = order_models([m for m in summaries if m != "perfect_model"])
     ensembles = [m for m in models if summaries[m]["members"] > 1]
-    ncols = max(3, len(ensembles))
+    ncols = max(4, len(ensembles))
     fig = plt.figure(figsize=(4.0 * ncols, 8.6), layout="constrained")
     grid = fig.add_gridspec(2, ncols)
 
@@ -68,8 +68,8 @@ def plot_ensembles(summary_json: str | os.PathLike[str], out_png: str | os.PathL
     ax.set_ylim(0, top)
     ax.set_xlabel("Predicted spread √((M+1)/M · var) [K]")
     ax.set_ylabel("RMSE of the ensemble mean [K]")
-    ax.set_title("Spread-error diagram (bins of coarse-cell spread)")
-    ax.legend(fontsize=7.5, loc="upper left")
+    ax.set_title("Spread-error diagram", fontsize=11)
+    ax.legend(fontsize=7.5, loc="lower right")
 
     # --- reliability of the warm event -----------------------------------------------------
     ax = fig.add_subplot(grid[1, 1])
@@ -91,29 +91,29 @@ def plot_ensembles(summary_json: str | os.PathLike[str], out_png: str | os.PathL
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("Ensemble probability of a warm event")
     ax.set_ylabel("Observed frequency")
-    ax.set_title("Reliability: above the training 90th percentile")
+    ax.set_title("Reliability of a warm event", fontsize=11)
     ax.legend(fontsize=7.5, loc="upper left")
 
     # --- pooled scores --------------------------------------------------------------------
-    ax = fig.add_subplot(grid[1, 2])
     x = np.arange(len(models))
+    colors = [model_color(m) for m in models]
+    names = [model_label(m).replace(", ", ",\n") for m in models]
+    ax = fig.add_subplot(grid[1, 2])
     ratio = np.array([summaries[m]["spread_skill"] for m in models])
     ci = np.array([summaries[m].get("spread_skill_ci95") or [np.nan, np.nan] for m in models], dtype=float)
-    colors = [model_color(m) for m in models]
-    ax.bar(x - 0.2, ratio, width=0.4, color=colors, edgecolor="black", linewidth=0.5, label="Spread/skill (pooled)")
+    ax.bar(x, ratio, color=colors, edgecolor="black", linewidth=0.5)
     err = np.vstack([ratio - ci[:, 0], ci[:, 1] - ratio])
     ok = np.isfinite(err).all(axis=0)
-    ax.errorbar(x[ok] - 0.2, ratio[ok], yerr=err[:, ok], fmt="none", color="black", capsize=3)
+    ax.errorbar(x[ok], ratio[ok], yerr=np.abs(err[:, ok]), fmt="none", color="black", capsize=3)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0)
-    ax.set_ylabel("Spread/skill (1 = calibrated)")
     ax.set_ylim(0, max(1.3, float(np.nanmax(ci[:, 1], initial=1.0)) * 1.1))
-    twin = ax.twinx()
-    twin.bar(x + 0.2, [summaries[m]["crps"] for m in models], width=0.4, color=colors, alpha=0.45, hatch="//",
-             edgecolor="black", linewidth=0.5)
-    twin.set_ylabel("CRPS [K] (hatched)")
-    twin.grid(False)
-    ax.set_xticks(x, [model_label(m).replace(", ", ",\n") for m in models], rotation=30, ha="right", fontsize=8)
-    ax.set_title("Pooled spread/skill [95% CI] and CRPS")
+    ax.set_xticks(x, names, rotation=35, ha="right", fontsize=8)
+    ax.set_title("Spread/skill, pooled [95% CI]", fontsize=11)
+    ax = fig.add_subplot(grid[1, 3])
+    ax.bar(x, [summaries[m]["crps"] for m in models], color=colors, edgecolor="black", linewidth=0.5)
+    ax.set_xticks(x, names, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("CRPS [K]")
+    ax.set_title("Fair CRPS (UNet: its MAE)", fontsize=11)
     fig.suptitle("Ensemble calibration on the test period (seeds of a run pooled; the UNet: zero spread)",
                  fontsize=13)
     save_figure(fig, out_png)
