@@ -97,8 +97,13 @@ def plot_extreme_scores(extremes_csv: str | os.PathLike[str], out_png: str | os.
             ax.errorbar(x[ok], value[ok], yerr=np.abs(err[:, ok]), fmt="none", color="black", capsize=2, linewidth=0.8)
         ax.set_xticks(np.arange(len(scopes)), [s.split(":")[1] for s in scopes])
         ax.set_title(title, fontsize=10)
-    if panels:
-        axes[0][0].legend(fontsize=7, loc="best")
+    handles: dict[str, object] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(6, len(handles)),
+                   fontsize=9)
     fig.suptitle("Extremes: events beyond the training percentiles, and scores on the hottest/coldest times "
                  "(95% block-bootstrap intervals)", fontsize=12)
     save_figure(fig, out_png)
