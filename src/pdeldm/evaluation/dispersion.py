@@ -46,9 +46,7 @@ PathLike = str | os.PathLike[str]
 DEFAULT_CONFIGS: tuple[dict[str, Any], ...] = (
     {"solver": "ddim", "steps": 20, "eta": 0.0, "spacing": "uniform"},
     {"solver": "ddim", "steps": 20, "eta": 1.0, "spacing": "uniform"},
-    {"solver": "ddim", "steps": 100, "eta": 0.0, "spacing": "uniform"},
     {"solver": "dpmpp_2m", "steps": 10, "eta": 0.0, "spacing": "logsnr"},
-    {"solver": "dpmpp_2m", "steps": 20, "eta": 0.0, "spacing": "logsnr"},
 )
 
 
