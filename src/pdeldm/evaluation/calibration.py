@@ -355,15 +355,17 @@ def verify_prediction(prediction: str | os.PathLike[str], store_path: str | os.P
         missing = times.difference(pd.DatetimeIndex(store["time"].values))
         if len(missing):
             raise InputError(f"{prediction}: {len(missing)} prediction times not in {store_path} (first {missing[0]})")
-        truth = np.asarray(store["target"].sel(time=times).values, dtype=np.float64)
+        target = store["target"].sel(time=times)  # read time by time: the test period can be long
+        grid = tuple(int(n) for n in target.shape[1:])
         members = int(pred.sizes[ENSEMBLE_DIM])
         for name, threshold in thresholds.items():
-            if threshold.field.shape != truth.shape[1:]:
+            if threshold.field.shape != grid:
                 raise InputError(f"{climatology}: threshold {name} has shape {threshold.field.shape}, "
-                                 f"the predictions {truth.shape[1:]}: rebuild it for this region")
+                                 f"the predictions {grid}: rebuild it for this region")
         verification = EnsembleVerification(members, int(meta.get("factor", 8)), thresholds, seed)
         for i, time in enumerate(times):
-            verification.add(time, np.asarray(pred.isel(time=i).values, dtype=np.float64), truth[i])
+            verification.add(time, np.asarray(pred.isel(time=i).values, dtype=np.float64),
+                             np.asarray(target.isel(time=i).values, dtype=np.float64))
             if (i + 1) % max(1, len(times) // 5) == 0 or i + 1 == len(times):
                 logger.info("%s: %d/%d times verified", prediction, i + 1, len(times))
     model = str(ds.attrs.get("model", os.path.splitext(os.path.basename(prediction))[0]))
