@@ -42,11 +42,15 @@ def test_predict_writes_netcdf(chain: dict, name: str, members: int) -> None:
     predict(name, chain["cfg"], chain["store"], chain["meta"], chain["ckpts"], out, log)
     with xr.open_dataset(out) as ds, xr.open_zarr(chain["store"]) as store:
         da = ds["T_2M"]
-        assert da.dims == ("member", "time", "rlat", "rlon")
+        assert da.dims == ("realization", "time", "rlat", "rlon")
         assert da.dtype == np.float32 and da.attrs["units"] == "K"
         assert ds.attrs["model"] == name
         # test split = store indices 40..49, every 3rd hour
-        assert da.sizes == {"member": members, "time": 4, "rlat": 32, "rlon": 32}
+        assert da.sizes == {"realization": members, "time": 4, "rlat": 32, "rlon": 32}
+        # the CF ensemble coordinate: one integer per member
+        np.testing.assert_array_equal(ds["realization"].values, np.arange(members))
+        assert ds["realization"].attrs["standard_name"] == "realization"
+        assert ds.attrs["members"] == members
         np.testing.assert_array_equal(ds["time"].values, store["time"].values[40:50:3])
         np.testing.assert_allclose(ds["rlat"].values, store["rlat"].values)
         np.testing.assert_allclose(ds["rlon"].values, store["rlon"].values)

@@ -1,9 +1,10 @@
 """Prediction entry point: downscale the test period with one trained model.
 
 ``predict(model, cfg, store, meta, ckpts, out, log)`` (interfaces §5) writes ``out`` as netCDF:
-``T_2M(member, time, rlat, rlon)`` float32 in K for the test split, every
-``cfg["evaluation"]["time_stride"]`` hours; ``member`` has ``cfg["evaluation"]["members"]``
-entries for the stochastic models (``ldm``, ``pde_ldm``) and one otherwise.
+``T_2M(realization, time, rlat, rlon)`` float32 in K for the test split, every
+``cfg["evaluation"]["time_stride"]`` hours; ``realization`` (the CF ensemble coordinate) has
+``cfg["evaluation"]["members"]`` entries for the stochastic models (``ldm``, ``pde_ldm``) and one
+otherwise.
 
 Batched over time (``evaluation.batch_size``); results are written slice by slice into the file,
 so memory does not grow with the test period or the ensemble size. Every sample's noise comes
@@ -125,6 +126,9 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
              "history": history_line(f"pdeldm predict {model}, {members} member(s), time stride {stride} h, seed {seed}"),
              "model": model, "members": members, "time_stride": stride, "seed": seed, "coarse_input": coarse_input,
              "checkpoint": str(ckpts[model]), **(extra_attrs or {})}
+    if net.stochastic:  # how the members were drawn
+        attrs.update({"sampler_solver": net.sampler_solver, "sampler_steps": net.sampler_steps,
+                      "sampler_eta": net.sampler_eta, "sampler_spacing": net.sampler_spacing})
     out = Path(out)
     with atomic_output(out) as tmp:
         nc = create_prediction_file(tmp, coords, members, model, attrs)

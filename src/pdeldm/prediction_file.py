@@ -3,9 +3,10 @@
 ``T_2M(<ensemble>, time, rlat, rlon)`` float32 K, CF-1.8: ``time`` unlimited in hours since 1970,
 ``rlat``/``rlon`` with the store's units, the grid mapping (rotated pole, or LAEA with
 ``crs_wkt``) named by ``T_2M:grid_mapping``, optional 2-D ``lat``/``lon``, and an ensemble
-coordinate with ``standard_name = realization``. The ensemble dimension is ``member`` in the
-workflow's predictions (docs/interfaces.md section 5) and ``realization`` in ``pdeldm downscale``
-output. Data are written slice by slice, so memory does not grow with the period.
+coordinate ``realization`` (``standard_name = realization``, CF section 4.5: the members of an
+ensemble), in the workflow's predictions (docs/interfaces.md section 5) and in ``pdeldm downscale``
+output alike. Data are written slice by slice, so memory does not grow with the period;
+:func:`open_prediction` reads a file back.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import numpy as np
 from pdeldm.data.cosmo import GRID_MAPPING_VARIABLE, LAEA_GRID_MAPPING_NAME
 
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
+#: The ensemble dimension (and coordinate) of every prediction file.
+ENSEMBLE_DIM = "realization"
+PREDICTION_DIMS = (ENSEMBLE_DIM, "time", "rlat", "rlon")
 
 
 def history_line(what: str) -> str:
@@ -35,7 +39,7 @@ def history_line(what: str) -> str:
 
 
 def create_prediction_file(path: str | os.PathLike[str], coords: Mapping[str, Any], members: int, model: str,
-                           attrs: Mapping[str, Any], ensemble_dim: str = "member",
+                           attrs: Mapping[str, Any], ensemble_dim: str = ENSEMBLE_DIM,
                            latlon: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
     """Open a new netCDF file with coordinates and an empty ``T_2M``; the caller fills and closes it.
 
@@ -105,3 +109,27 @@ def write_slice(nc: Any, pos: int, times: np.ndarray, kelvin: np.ndarray) -> int
     nc["time"][pos:pos + n] = hours
     nc["T_2M"][:, pos:pos + n] = kelvin
     return pos + n
+
+
+def open_prediction(path: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """``(dataset, T_2M)`` of a prediction file, ``T_2M`` lazily ordered as :data:`PREDICTION_DIMS`.
+
+    Raises :class:`pdeldm.errors.InputError` naming the file when ``T_2M`` is missing or has other
+    dimensions (e.g. the ``member`` dimension of files written before ``realization``). The caller
+    closes the dataset.
+    """
+    import xarray as xr
+
+    from pdeldm.errors import InputError
+
+    path = Path(path)
+    ds = xr.open_dataset(path)
+    if "T_2M" not in ds:
+        ds.close()
+        raise InputError(f"{path}: no variable T_2M (docs/interfaces.md section 5)")
+    pred = ds["T_2M"]
+    if set(pred.dims) != set(PREDICTION_DIMS):
+        ds.close()
+        raise InputError(f"{path}: T_2M has dims {pred.dims}, expected {PREDICTION_DIMS}; files with a 'member' "
+                         "dimension come from an older version: delete them and rerun the prediction")
+    return ds, pred.transpose(*PREDICTION_DIMS)

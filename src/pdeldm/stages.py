@@ -423,6 +423,11 @@ def stage_kwargs(smk: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _register_other_stages() -> None:
+    """Stages kept in their own modules register themselves on import."""
+    import pdeldm.ensemble_stages  # noqa: F401
+
+
 def run_from_snakemake(smk: Any) -> None:
     """Dispatch a Snakemake ``script:`` call to the registered stage function of the rule.
 
@@ -433,6 +438,7 @@ def run_from_snakemake(smk: Any) -> None:
     from pdeldm.cores import holding
     from pdeldm.costs import job_record_path, records_root, stage_record
 
+    _register_other_stages()
     name = smk.params.get("stage", smk.rule)
     function = _STAGES.get(name)
     if function is None:

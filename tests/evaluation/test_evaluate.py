@@ -61,10 +61,10 @@ def make_store(tmp: Path, n_times: int = N_TIMES, seed: int = 0) -> tuple[Path, 
 
 
 def write_prediction(path: Path, model: str, fields: np.ndarray, times: pd.DatetimeIndex) -> Path:
-    """Prediction netCDF as interfaces §5: T_2M(member, time, rlat, rlon) K, attr model."""
+    """Prediction netCDF as interfaces §5: T_2M(realization, time, rlat, rlon) K, attr model."""
     rlat = -13.5 + 0.11 * np.arange(fields.shape[-2])
     rlon = -9.0 + 0.11 * np.arange(fields.shape[-1])
-    da = xr.DataArray(fields.astype(np.float32), dims=("member", "time", "rlat", "rlon"),
+    da = xr.DataArray(fields.astype(np.float32), dims=("realization", "time", "rlat", "rlon"),
                       coords={"time": times, "rlat": rlat, "rlon": rlon}, attrs={"units": "K"})
     xr.Dataset({"T_2M": da}, attrs={"model": model}).to_netcdf(path)
     return path
@@ -157,7 +157,14 @@ def test_bad_inputs_are_rejected(store, tmp_path: Path) -> None:
         evaluate_model(shifted, store_path, meta_path, tmp_path / "t.csv", {})
     with pytest.raises(InputError, match="extreme_threshold_mode"):
         evaluate_model(celsius, store_path, meta_path, tmp_path / "r.csv", {"extreme_threshold_mode": "cell"})
-    assert not (tmp_path / "c.csv").exists()
+    old_layout = tmp_path / "m.nc"
+    write_prediction(old_layout, "unet", truth[None], times)
+    with xr.open_dataset(old_layout) as ds:
+        renamed = ds.rename({"realization": "member"}).load()
+    renamed.to_netcdf(old_layout)
+    with pytest.raises(InputError, match=r"m\.nc: T_2M has dims \('member'.*delete them and rerun"):
+        evaluate_model(old_layout, store_path, meta_path, tmp_path / "m.csv", {})
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "m.csv").exists()
 
 
 def test_equation_residuals_on_the_twin_with_the_truth_as_reference(ci_twin_store, tmp_path: Path) -> None:
@@ -177,7 +184,7 @@ def test_equation_residuals_on_the_twin_with_the_truth_as_reference(ci_twin_stor
     coarse = ds["coarse"].values[index, 0]
     bilinear = np.stack([ndi.zoom(c, 8, order=1, mode="nearest", grid_mode=True) for c in coarse])
     rlat, rlon = ds["rlat"].values, ds["rlon"].values
-    da = xr.DataArray(bilinear[None].astype(np.float32), dims=("member", "time", "rlat", "rlon"),
+    da = xr.DataArray(bilinear[None].astype(np.float32), dims=("realization", "time", "rlat", "rlon"),
                       coords={"time": times, "rlat": rlat, "rlon": rlon}, attrs={"units": "K"})
     pred = tmp_path / "interpolation.nc"
     xr.Dataset({"T_2M": da}, attrs={"model": "interpolation"}).to_netcdf(pred)

@@ -35,6 +35,16 @@ def test_crps_one_member_is_absolute_error() -> None:
     np.testing.assert_allclose(prob.crps_ensemble(obs, ens), [2.0, 0.5])
 
 
+@pytest.mark.parametrize("fair", [False, True])
+def test_crps_of_a_one_member_ensemble_equals_the_mae(fair: bool) -> None:
+    from pdeldm.evaluation.metrics import mae
+
+    rng = np.random.default_rng(11)
+    truth, field = rng.normal(285, 5, (24, 20)), rng.normal(285, 5, (24, 20))
+    assert np.mean(prob.crps_ensemble(truth, field[None], fair=fair)) == pytest.approx(float(mae(field, truth)),
+                                                                                   rel=1e-12)
+
+
 def test_fair_crps_matches_the_direct_formula() -> None:
     rng = np.random.default_rng(1)
     obs = rng.standard_normal(40)
@@ -110,8 +120,6 @@ def test_bad_inputs() -> None:
         prob.rank_histogram(np.full(10, np.nan), ens)
     with pytest.raises(ValueError, match=r"obs shape \(9,\) does not match ens shape \(3, 10\)"):
         prob.spread_skill_ratio(truth[:9], ens)
-    with pytest.raises(ValueError, match="at least 2 members"):
-        prob.crps_ensemble(truth, ens[:1], fair=True)
     with pytest.raises(ValueError, match="at least 2 members"):
         prob.spread_skill_ratio(truth, ens[:1])
     with pytest.raises(ValueError, match=r"shapes differ: \(10,\) vs \(9,\)"):

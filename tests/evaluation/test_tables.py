@@ -97,3 +97,16 @@ def test_truth_row_is_a_reference_and_seeds_are_pooled(tmp_path: Path) -> None:
     assert row["n_seeds"] == 2 and row["n_times"] == 2 and row["rmse_mean"] == pytest.approx(1.0)
     assert best_models(table, "rmse", 3) == {"ldm_control"}  # the truth is never "best"
     assert best_models(table, "pde_residual", 3) == {"ldm_control"}
+
+
+def test_summary_spread_skill_is_pooled_over_times_not_a_mean_of_ratios(tmp_path: Path) -> None:
+    # A quiet time (error 0.1 K, ratio 2) and a busy one (error 2 K, ratio 0.5): the mean of ratios is
+    # 1.25, but the pooled spread (sqrt of the mean variance) is far below the pooled error.
+    times = ["2003-05-01T00:00:00", "2003-05-02T11:00:00"]
+    frame = pd.DataFrame({"time": times, "model": "ldm", "rmse": [0.2, 2.5], "spread_skill": [2.0, 0.5],
+                          "rmse_ensmean": [0.1, 2.0]})
+    table, _ = summary_frame([frame])
+    spread = np.array([2.0 * 0.1, 0.5 * 2.0])
+    expected = np.sqrt(np.mean(spread**2) / np.mean(np.array([0.1, 2.0]) ** 2))
+    assert table.loc[0, "spread_skill_mean"] == pytest.approx(expected)
+    assert expected < 0.55

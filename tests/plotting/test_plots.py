@@ -105,7 +105,7 @@ def test_maps(tmp_path: Path) -> None:
     for model in MODELS:
         members = ENSEMBLES.get(model, 1)
         fields = truth[None] + rng.normal(0, 0.5, (members, *truth.shape))
-        da = xr.DataArray(fields.astype(np.float32), dims=("member", "time", "rlat", "rlon"),
+        da = xr.DataArray(fields.astype(np.float32), dims=("realization", "time", "rlat", "rlon"),
                           coords={"time": times, "rlat": rlat, "rlon": rlon}, attrs={"units": "K"})
         path = tmp_path / f"{model}.nc"
         xr.Dataset({"T_2M": da}, attrs={"model": model}).to_netcdf(path)

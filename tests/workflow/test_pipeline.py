@@ -7,6 +7,7 @@ config block reruns only that model and what depends on it; the HTML report buil
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+
+from pdeldm.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -115,6 +118,39 @@ def test_ci_workflow_compares_the_twin_with_the_real_cosmo_clm_file(finished_run
     assert (results / "realism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_ci_workflow_compares_ensembles_samplers_and_extremes(finished_run: Path):
+    results = finished_run / "results"
+    for figure in ["ensembles.png", "extremes_maps.png", "extremes_scores.png", "sampler_study.png"]:
+        assert (results / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ci = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    ensembles = pd.read_csv(results / "tables" / "ensembles.csv").set_index("model")
+    assert set(ensembles.index) == {"unet", "ldm", *RUNS, "perfect_model"}
+    assert ensembles.loc["ldm_control", "n_seeds"] == len(ci["finetune"]["seeds"])
+    assert ensembles.loc["ldm", "members"] == ci["evaluation"]["members"]
+    # The UNet is the zero-spread reference: its CRPS is its MAE.
+    assert ensembles.loc["unet", "spread"] == 0.0
+    assert ensembles.loc["unet", "crps"] == pytest.approx(ensembles.loc["unet", "mae_member0"], rel=1e-9)
+    for model in ["ldm", *RUNS]:
+        row = ensembles.loc[model]
+        assert 0.0 < row["spread_skill"] < 3.0 and row["spread_skill_ci95_low"] <= row["spread_skill_ci95_high"]
+        counts = json.loads((results / "ensembles" / f"{model if model == 'ldm' else model + '/seed1'}_counts.json")
+                            .read_text())
+        # every grid point of every test time is ranked once
+        times = pd.read_csv(results / "ensembles" / f"{model if model == 'ldm' else model + '/seed1'}_times.csv")
+        assert sum(counts["rank_counts"]) == times["n_points"].sum()
+    extremes = pd.read_csv(results / "tables" / "extremes.csv")
+    assert {"event:hot", "event:cold", "times:hottest", "times:coldest", "times:all"} <= set(extremes["scope"])
+    cases = json.loads((results / "extremes" / "cases.json").read_text())
+    assert cases["hottest_case"] in cases["hottest_times"] and cases["coldest_case"] in cases["coldest_times"]
+    study = pd.read_csv(results / "sampler_study" / "sampler_study.csv")
+    assert {"ddim", "dpmpp_2m"} <= set(study["solver"]) and 100 in set(study["evaluations"])
+    assert np.isfinite(study[["crps", "rmse", "spectral_lsd", "spread_skill"]].to_numpy()).all()
+    sampler = load_config(ROOT / "config" / "ci.yaml")["models"]["ldm"]["sampler"]
+    with xr.open_dataset(results / "predictions" / "ldm.nc") as ds:
+        assert ds["T_2M"].dims == ("realization", "time", "rlat", "rlon")
+        assert (ds.attrs["sampler_solver"], int(ds.attrs["sampler_steps"])) == (sampler["solver"], sampler["steps"])
+
+
 def test_second_dry_run_has_nothing_to_do(finished_run: Path):
     result = _snakemake(finished_run, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -203,7 +239,7 @@ def test_pdeldm_downscale_reproduces_the_workflow_predictions(finished_run: Path
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         with xr.open_dataset(out) as got, xr.open_dataset(finished_run / "results" / "predictions" / f"{model}.nc") as want:
-            assert got.sizes["realization"] == want.sizes["member"] == 3
+            assert got.sizes["realization"] == want.sizes["realization"] == 3
             np.testing.assert_array_equal(got["time"].values, want["time"].values)
             # equal up to float32 rounding of the remap (another number of times per call)
             np.testing.assert_allclose(got["T_2M"].values, want["T_2M"].values, atol=1e-3, rtol=0)

@@ -135,6 +135,7 @@ def pipeline_outputs():
     ]
     if config["data"]["source"] == "twin":
         outputs.append(f"{RESULTS}/twin/{REGION}_diagnostics.json")
+    outputs += ensemble_outputs()  # workflow/rules/ensembles.smk
     # The report's other pages (workflow/rules/report.smk).
     outputs += [f"{RESULTS}/figures/training.png", f"{RESULTS}/report/data.html",
                 f"{RESULTS}/report/experiment.html"]

@@ -1,6 +1,6 @@
 """Score one model's test-period predictions against COSMO-CLM (the truth) and ERA5 (the input).
 
-Inputs: a prediction netCDF ``T_2M(member, time, rlat, rlon)`` in K (interfaces §5) and the
+Inputs: a prediction netCDF ``T_2M(realization, time, rlat, rlon)`` in K (interfaces §5) and the
 training store + metadata (interfaces §3). The truth is selected at the prediction's time stamps.
 
 Outputs (all written atomically; the side files sit next to ``out_csv`` and are named after its
@@ -54,6 +54,7 @@ from pdeldm.errors import InputError
 from pdeldm.evaluation import metrics, physics_scores, probabilistic, spectra
 from pdeldm.io import atomic_output, read_json
 from pdeldm.logs import stage_logger
+from pdeldm.prediction_file import ENSEMBLE_DIM, PREDICTION_DIMS, open_prediction
 
 PathLike = str | os.PathLike[str]
 
@@ -118,7 +119,7 @@ class EvaluationInputs:
 
     model: str
     dataset: xr.Dataset  # the open prediction file (close when done)
-    pred: xr.DataArray  # (member, time, rlat, rlon), lazy
+    pred: xr.DataArray  # (realization, time, rlat, rlon), lazy
     truth: np.ndarray  # (time, ny, nx) K
     coarse_fine: np.ndarray  # (time, ny, nx) K: ERA5 t2m upsampled by nearest (block repeat)
     times: pd.DatetimeIndex
@@ -192,13 +193,7 @@ def load_inputs(pred_path: PathLike, store_path: PathLike, meta_path: PathLike) 
     """Open a prediction and the matching truth/coarse fields; check grids, times and units."""
     pred_path = Path(pred_path)
     meta = read_json(meta_path)
-    ds = xr.open_dataset(pred_path)
-    if "T_2M" not in ds:
-        raise InputError(f"{pred_path}: no variable T_2M (interfaces §5)")
-    pred = ds["T_2M"]
-    if set(pred.dims) != {"member", "time", "rlat", "rlon"}:
-        raise InputError(f"{pred_path}: T_2M has dims {pred.dims}, expected (member, time, rlat, rlon)")
-    pred = pred.transpose("member", "time", "rlat", "rlon")
+    ds, pred = open_prediction(pred_path)
     units = pred.attrs.get("units", "K")
     if units not in ("K", "kelvin", "Kelvin"):
         raise InputError(f"{pred_path}: T_2M units {units!r}, expected K")
@@ -300,7 +295,7 @@ def deterministic_scores(pred: np.ndarray, truth: np.ndarray, inputs: Evaluation
 
 
 def ensemble_scores(ens: np.ndarray, truth: np.ndarray, fair: bool) -> dict[str, float]:
-    """CRPS, spread/skill ratio, spread and ensemble-mean RMSE of ``ens`` (member, ny, nx)."""
+    """CRPS, spread/skill ratio, spread and ensemble-mean RMSE of ``ens`` (realization, ny, nx)."""
     mean = ens.mean(axis=0)
     # Spread = sqrt of the domain-mean unbiased ensemble variance (K), the numerator of the ratio.
     spread = float(np.sqrt(np.mean(ens.var(axis=0, ddof=1))))
@@ -377,13 +372,13 @@ def evaluate_model(
     cfg = resolve_config(cfg_eval)
     inputs = load_inputs(pred_path, store_path, meta_path)
     if score_truth:
-        inputs.pred = xr.DataArray(inputs.truth[None], dims=("member", "time", "rlat", "rlon"))
+        inputs.pred = xr.DataArray(inputs.truth[None], dims=PREDICTION_DIMS)
         inputs.model, inputs.seed = "truth", None
     equations = Equations(
         twin=physics_scores.TwinEquation(twin["static"], twin["params"], twin["seed"], twin["start"]) if twin else None,
         identified=identified_equation(coefficients, store_path, meta_path) if coefficients else None,
     )
-    n_members, n_times = int(inputs.pred.sizes["member"]), int(inputs.pred.sizes["time"])
+    n_members, n_times = int(inputs.pred.sizes[ENSEMBLE_DIM]), int(inputs.pred.sizes["time"])
     shape = inputs.truth.shape[1:]
     ensemble = n_members > 1
     logger.info("%s: %d times, %d member(s), grid %dx%d, equations: twin %s, identified %s", inputs.model, n_times,
@@ -399,7 +394,7 @@ def evaluate_model(
     power_truth_sum: np.ndarray | None = None
     try:
         for i, time in enumerate(inputs.times):
-            fields = np.asarray(inputs.pred.isel(time=i).values, dtype=np.float64)  # (member, ny, nx)
+            fields = np.asarray(inputs.pred.isel(time=i).values, dtype=np.float64)  # (realization, ny, nx)
             _check_kelvin(fields, f"{pred_path} at {time}")
             truth = inputs.truth[i].astype(np.float64)
             member0[i] = fields[0]

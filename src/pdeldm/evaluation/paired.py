@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,15 @@ def per_time(frame: pd.DataFrame, metric: str) -> pd.Series:
     return values.groupby("time")["value"].mean()
 
 
+def moving_block_picks(n_days: int, block_days: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``(samples, n_days)`` day indices: blocks of ``block_days`` consecutive days drawn with
+    replacement until ``n_days`` days are drawn (one moving-block bootstrap resample per row)."""
+    block = max(1, min(int(block_days), n_days))
+    n_blocks = math.ceil(n_days / block)
+    starts = rng.integers(0, n_days - block + 1, size=(samples, n_blocks))
+    return (starts[..., None] + np.arange(block)).reshape(samples, -1)[:, :n_days]
+
+
 def block_bootstrap_interval(values: pd.Series, block_days: int, samples: int, rng: np.random.Generator,
                              level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of the mean of ``values`` (indexed by time) by moving blocks of days."""
@@ -59,13 +69,31 @@ def block_bootstrap_interval(values: pd.Series, block_days: int, samples: int, r
     sums = pd.Series(values.to_numpy(float), index=days).groupby(level=0).agg(["sum", "count"])
     sums = sums.reindex(unique_days)
     day_sum, day_count = sums["sum"].to_numpy(), sums["count"].to_numpy()
-    block = max(1, min(int(block_days), unique_days.size))
-    n_blocks = math.ceil(unique_days.size / block)
-    starts = rng.integers(0, unique_days.size - block + 1, size=(samples, n_blocks))
-    picks = (starts[..., None] + np.arange(block)).reshape(samples, -1)[:, : unique_days.size]
+    picks = moving_block_picks(unique_days.size, block_days, samples, rng)
     means = day_sum[picks].sum(axis=1) / day_count[picks].sum(axis=1)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def block_bootstrap_sums(day_sums: np.ndarray, statistic: Any, block_days: int, samples: int,
+                         rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` of sums over the days, by moving blocks of days.
+
+    ``day_sums``: ``(n_days, k)`` per-day sums in day order (e.g. of squared errors, variances
+    and counts); ``statistic`` maps the ``(samples, k)`` totals of the resampled days to
+    ``samples`` values (e.g. a ratio of pooled sums, a SEDI from contingency counts). NaN where
+    there are fewer than two days.
+    """
+    day_sums = np.asarray(day_sums, dtype=float)
+    if day_sums.shape[0] < 2 or samples < 1:
+        return math.nan, math.nan
+    picks = moving_block_picks(day_sums.shape[0], block_days, samples, rng)
+    values = np.asarray(statistic(day_sums[picks].sum(axis=1)), dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
 
 
 def verdict(metric: str, low: float, high: float) -> str:

@@ -33,7 +33,9 @@ def crps_ensemble(obs: Any, ens: Any, axis: int = 0, fair: bool = False) -> np.n
 
     ``CRPS = (1/m) Σ_i |x_i − y| − 1/(2 m²) Σ_i Σ_j |x_i − x_j|``  (exact for the empirical CDF);
     ``fair=True`` divides the second sum by ``2 m (m − 1)`` instead (Ferro 2014: unbiased for the
-    CRPS of the distribution the members are drawn from; needs m ≥ 2).
+    CRPS of the distribution the members are drawn from). With one member there is no pair: both
+    forms are the absolute error, so a deterministic forecast is scored as a point mass (its CRPS
+    is its MAE), the zero-spread reference of the ensembles.
     The double sum is evaluated in O(m log m) from the sorted members x₍₀₎ ≤ … ≤ x₍ₘ₋₁₎:
     ``Σ_i Σ_j |x_i − x_j| = 2 Σ_k (2k − m + 1) x₍ₖ₎``.
 
@@ -42,9 +44,9 @@ def crps_ensemble(obs: Any, ens: Any, axis: int = 0, fair: bool = False) -> np.n
     """
     y, x = _obs_and_members(obs, ens, axis)
     m = x.shape[-1]
-    if fair and m < 2:
-        raise ValueError(f"the fair CRPS needs at least 2 members, got {m}")
     skill = np.mean(np.abs(x - y[..., None]), axis=-1)
+    if m == 1:
+        return skill
     coeff = 2 * np.arange(m) - m + 1
     pair_sum = 2 * np.sum(np.sort(x, axis=-1) * coeff, axis=-1)
     return skill - pair_sum / (2 * m * (m - 1) if fair else 2 * m * m)

@@ -6,7 +6,8 @@ Outputs (``results/tables/summary.{csv,md,tex}``):
 
 * CSV, one row per model: ``model, n_times, n_seeds, <metric>_mean, <metric>_std, ...`` in the
   metric CSVs' units (std is the sample std, ddof=1, across test times and seeds; NaN where a
-  model lacks a metric, e.g. ``crps`` for deterministic models). A model trained with several
+  model lacks a metric, e.g. ``crps`` for deterministic models). ``spread_skill_mean`` is pooled
+  over the times (:func:`pooled_spread_skill`), not the mean of the per-time ratios. A model trained with several
   seeds (a ``seed`` column) is summarised over all its rows: the mean over seeds of each seed's
   mean, as every seed is scored at the same times.
 * Markdown and LaTeX: ``mean ± std`` per cell, best model per column in bold; ``decimals``
@@ -128,8 +129,25 @@ def summary_frame(frames: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, list[st
             values = values[np.isfinite(values)]
             row[f"{metric}_mean"] = float(values.mean()) if values.size else math.nan
             row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else math.nan
+        if "spread_skill" in metrics and "rmse_ensmean" in part.columns:
+            row["spread_skill_mean"] = pooled_spread_skill(part["spread_skill"], part["rmse_ensmean"])
         rows.append(row)
     return pd.DataFrame(rows), metrics
+
+
+def pooled_spread_skill(ratios: pd.Series, rmse_ensmean: pd.Series) -> float:
+    """Spread/skill pooled over times (Fortin et al. 2014) from the per-time ratios and ensemble-mean RMSEs.
+
+    A time's ratio times its RMSE is its corrected spread, so the pooled ratio is
+    ``sqrt(mean((ratio_t rmse_t)^2) / mean(rmse_t^2))``: the mean member variance over the mean
+    squared error, not the mean of the per-time ratios (which weights quiet maps like busy ones).
+    """
+    ok = np.isfinite(ratios.to_numpy(float)) & np.isfinite(rmse_ensmean.to_numpy(float))
+    spread = ratios.to_numpy(float)[ok] * rmse_ensmean.to_numpy(float)[ok]
+    error = rmse_ensmean.to_numpy(float)[ok]
+    if not error.size or not np.any(error > 0):
+        return math.nan
+    return float(np.sqrt(np.mean(spread**2) / np.mean(error**2)))
 
 
 def best_models(table: pd.DataFrame, metric: str, decimals: int) -> set[str]:

@@ -1,4 +1,4 @@
-"""``ldm``: latent diffusion of the UNet residual, v-parameterised, sampled with DDIM.
+"""``ldm``: latent diffusion of the UNet residual, v-parameterised, sampled with DDIM or a faster solver.
 
 Pipeline for one sample: ``mean = UNet(coarse, static)``; the residual's latent ``z0 =
 latent_scale * E(y - mean)`` is what the denoiser learns to generate, conditioned on the coarse
@@ -23,7 +23,8 @@ from pdeldm.models.autoencoder import ResidualAutoencoder
 from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze
 from pdeldm.models.denoiser import LatentDenoiser
 from pdeldm.models.ema import EMA
-from pdeldm.models.samplers import NoiseSchedule, ddim_sample, per_sample_noise
+from pdeldm.models.samplers import NoiseSchedule, per_sample_noise
+from pdeldm.models.solvers import check_solver, sample
 from pdeldm.models.unet import ResidualUNet
 
 
@@ -49,8 +50,11 @@ class LDMModel(BaseModel):
         self.register_buffer("latent_scale", torch.zeros(()))
         sampler = dict(arch.get("sampler") or {})
         sampler.update(self.cfg.get("sampler") or {})
+        self.sampler_solver = str(sampler.get("solver", "ddim"))
         self.sampler_steps = int(sampler.get("steps", 20))
         self.sampler_eta = float(sampler.get("eta", 0.0))
+        self.sampler_spacing = str(sampler.get("spacing", "uniform"))
+        check_solver(self.sampler_solver, self.sampler_eta, self.sampler_spacing)
 
     # --- configuration plumbing (overridden by the PDE fine-tuning subclass) -------------------
     def architecture_cfg(self) -> dict[str, Any]:
@@ -151,20 +155,41 @@ class LDMModel(BaseModel):
     @torch.no_grad()
     def generate(self, batch: Batch, members: int = 1,
                  generators: list[torch.Generator] | None = None, steps: int | None = None,
-                 eta: float | None = None, max_batch: int = 256) -> torch.Tensor:
-        """``members`` DDIM samples per batch item, ``[M, B, 1, H, W]`` (EMA denoiser).
+                 eta: float | None = None, max_batch: int = 256, solver: str | None = None,
+                 spacing: str | None = None) -> torch.Tensor:
+        """``members`` samples per batch item, ``[M, B, 1, H, W]`` (EMA denoiser).
 
+        The sampler is the model's (``sampler`` config: solver, steps, eta, spacing) unless
+        ``solver``, ``steps``, ``eta`` or ``spacing`` override it (:func:`pdeldm.models.solvers.sample`).
         Members are stacked along the batch dimension (up to ``max_batch`` latents per sampler
         run), so the ensemble costs one sampler pass per chunk, not one per member.
         ``generators``: one per (member, item), member-major.
         """
+        mean = self.unet_mean(batch)
+        z = self.sample_latents(batch, members, generators, steps, eta, max_batch, solver, spacing)
+        b = mean.shape[0]
+        per_run = max(1, max_batch // b)
+        out = []
+        for m0 in range(0, members, per_run):
+            chunk = z[m0:m0 + per_run]
+            decoded = self.decode(chunk.flatten(0, 1), mean.repeat(chunk.shape[0], 1, 1, 1))
+            out.append(decoded.reshape(chunk.shape[0], b, *mean.shape[1:]))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def sample_latents(self, batch: Batch, members: int = 1, generators: list[torch.Generator] | None = None,
+                       steps: int | None = None, eta: float | None = None, max_batch: int = 256,
+                       solver: str | None = None, spacing: str | None = None) -> torch.Tensor:
+        """The scaled clean latents of :meth:`generate`, ``[M, B, C, h, w]`` (before decoding)."""
+        solver = solver or self.sampler_solver
+        if eta is None:  # the model's eta belongs to its own solver
+            eta = self.sampler_eta if solver == self.sampler_solver else 0.0
         coarse, static = batch["coarse"], batch["static"]
         b = coarse.shape[0]
         ds = self.autoencoder.downsample
         h, w = static.shape[-2] // ds, static.shape[-1] // ds
         denoiser = self.denoiser_ema.shadow
         cond = denoiser.condition(coarse, static, (h, w))
-        mean = self.unet_mean(batch)
         per_run = max(1, max_batch // b)
         out = []
         for m0 in range(0, members, per_run):
@@ -173,9 +198,9 @@ class LDMModel(BaseModel):
             if generators is not None:
                 noise = per_sample_noise(generators[m0 * b:(m0 + k) * b], self.device)
             cond_k = cond.repeat(k, 1, 1, 1)
-            z = ddim_sample(lambda z_t, t: denoiser(z_t, t, cond=cond_k), self.schedule,
-                            (k * b, self.autoencoder.latent_channels, h, w),
-                            steps=steps or self.sampler_steps,
-                            eta=self.sampler_eta if eta is None else eta, noise=noise, device=self.device)
-            out.append(self.decode(z, mean.repeat(k, 1, 1, 1)).reshape(k, b, *mean.shape[1:]))
+            z = sample(lambda z_t, t: denoiser(z_t, t, cond=cond_k), self.schedule,
+                       (k * b, self.autoencoder.latent_channels, h, w), solver=solver,
+                       steps=steps or self.sampler_steps, eta=eta, spacing=spacing or self.sampler_spacing,
+                       noise=noise, device=self.device)
+            out.append(z.reshape(k, b, *z.shape[1:]))
         return torch.cat(out)

@@ -1,4 +1,4 @@
-"""Noise schedule, v-parameterisation algebra and the DDIM sampler.
+"""Noise schedule, v-parameterisation algebra and the DDIM sampler (other solvers: :mod:`pdeldm.models.solvers`).
 
 Notation (variance preserving): ``alpha_t = sqrt(abar_t)``, ``sigma_t = sqrt(1 - abar_t)``,
 ``alpha_t^2 + sigma_t^2 = 1``;
@@ -90,7 +90,6 @@ def per_sample_noise(generators: Sequence[torch.Generator], device: torch.device
     return draw
 
 
-@torch.no_grad()
 def ddim_sample(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: NoiseSchedule,
                 shape: tuple[int, ...], steps: int = 50, eta: float = 0.0, noise: NoiseFn | None = None,
                 device: torch.device | str = "cpu", z_T: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,23 +101,9 @@ def ddim_sample(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sch
         shape: latent shape ``[B, C, h, w]``.
         steps: number of denoising steps; eta: 0 = deterministic DDIM, 1 = DDPM-like.
         noise: noise function (default ``torch.randn`` on ``device``); z_T: start latent.
+
+    The other solvers (DPM-Solver++(2M), Heun) are in :mod:`pdeldm.models.solvers`.
     """
-    draw = noise or (lambda s: torch.randn(s, device=device))
-    z = draw(shape) if z_T is None else z_T
-    ts = ddim_timesteps(schedule.timesteps, steps)
-    one = torch.ones((), device=z.device)
-    for i, t in enumerate(ts):
-        t_batch = torch.full((shape[0],), t, device=z.device, dtype=torch.long)
-        v = model(z, t_batch).float()
-        a_t, s_t = schedule.alphas[t], schedule.sigmas[t]
-        x0 = a_t * z - s_t * v
-        eps = s_t * z + a_t * v
-        if i + 1 < len(ts):
-            a_s, s_s = schedule.alphas[ts[i + 1]], schedule.sigmas[ts[i + 1]]
-        else:
-            a_s, s_s = one, 0.0 * one
-        c = eta * torch.sqrt((s_s ** 2 / s_t ** 2) * (1 - a_t ** 2 / a_s ** 2)).clamp(min=0) if eta > 0 else 0.0 * one
-        z = a_s * x0 + torch.sqrt((s_s ** 2 - c ** 2).clamp(min=0)) * eps
-        if eta > 0 and float(c) > 0:
-            z = z + c * draw(shape)
-    return z
+    from pdeldm.models.solvers import sample
+
+    return sample(model, schedule, shape, "ddim", steps, eta, "uniform", noise, device, z_T)

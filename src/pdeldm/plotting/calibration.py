@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from pdeldm.evaluation.tables import pooled_spread_skill
 from pdeldm.plotting.style import model_color, model_label, order_models, save_figure, set_style
 
 
@@ -84,7 +85,7 @@ def plot_calibration(
         spread = part["spread"].to_numpy(float) * factor
         label = model_label(model)
         if "spread_skill" in part.columns:
-            label += f" (spread/skill {part['spread_skill'].mean():.2f})"
+            label += f" (spread/skill {pooled_spread_skill(part['spread_skill'], part['rmse_ensmean']):.2f})"
         ax_ss.scatter(part["rmse_ensmean"], spread, s=14, alpha=0.6, color=model_color(model), label=label,
                       edgecolors="none")
         hi = max(hi, float(part["rmse_ensmean"].max()), float(spread.max()))

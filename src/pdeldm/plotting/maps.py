@@ -14,6 +14,7 @@ import xarray as xr
 from pdeldm.errors import InputError
 from pdeldm.evaluation.evaluate import coarse_channel
 from pdeldm.io import read_json
+from pdeldm.prediction_file import ENSEMBLE_DIM, open_prediction
 from pdeldm.plotting.style import model_label, order_models, save_figure, set_style
 
 
@@ -67,9 +68,9 @@ def plot_maps(
     shown = select_times(common, times, n_times)
     preds: dict[str, xr.DataArray] = {}
     for model in models:
-        with xr.open_dataset(names[model]) as ds:
-            da = ds["T_2M"].transpose("member", "time", "rlat", "rlon")
-            preds[model] = da.isel(member=member).sel(time=shown).load()
+        ds, da = open_prediction(names[model])
+        with ds:
+            preds[model] = da.isel({ENSEMBLE_DIM: member}).sel(time=shown).load()
 
     store = xr.open_zarr(store_path).sel(time=shown)
     truth = np.asarray(store["target"].values, dtype=float)
