@@ -12,10 +12,11 @@
 import re
 
 ENSEMBLES_DIR = f"{RESULTS}/ensembles"
-# The ensembles compared, and the UNet as the deterministic (zero-spread) reference.
-ENSEMBLE_MODELS = ["unet", "ldm"] + RUN_MODELS
+# The ensembles compared (the named fine-tuning runs, every seed; not the lambda ablation), and the
+# UNet as the deterministic (zero-spread) reference.
+ENSEMBLE_MODELS = ["unet", "ldm"] + [f"{run}/seed{seed}" for run in NAMED_RUNS for seed in FINETUNE_RUNS[run].seeds]
 # One seed of each run in the case-study maps (as in the other map panels).
-CASE_MODELS = ["unet", "ldm"] + [f"{run}/seed{SEEDS[0]}" for run in RUNS]
+CASE_MODELS = ["unet", "ldm"] + [f"{run}/seed{FINETUNE_RUNS[run].seeds[0]}" for run in NAMED_RUNS]
 ENSEMBLE_SECTIONS = ("ensembles", "extremes", "evaluation.bootstrap_samples", "evaluation.bootstrap_block_days")
 
 
