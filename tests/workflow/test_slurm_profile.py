@@ -88,7 +88,7 @@ def slurm_run(slurm_state: Path, tmp_path_factory: pytest.TempPathFactory):
         workdir, *[f"results/metrics/{model}.csv" for model in MODELS],
         "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-        "--slurm-keep-successful-logs", "--set-threads", "train=1", "predict=1",
+        "--slurm-keep-successful-logs", "--set-threads", "train=1", "finetune=1", "predict=1",
         timeout=1800, env=env,
     )
     seconds = time.monotonic() - started
