@@ -54,7 +54,9 @@ def plot_job_costs(jobs_csv: str | os.PathLike[str], summary_json: str | os.Path
         run = jobs[jobs["start"] >= float(summary["run_start"]) - 1.0]
     origin = float(summary.get("run_start") or run["start"].min())
     order = run.sort_values("start")
-    colors = dict(zip(sorted(jobs["rule"].unique()), plt.cm.tab20(np.linspace(0, 1, len(jobs["rule"].unique())))))
+    # 40 distinct colours (tab20, then tab20b): one per rule of a run of the whole workflow
+    palette = [*plt.cm.tab20(np.arange(20)), *plt.cm.tab20b(np.arange(20))]
+    colors = {rule: palette[i % len(palette)] for i, rule in enumerate(sorted(jobs["rule"].unique()))}
     for row, job in enumerate(order.itertuples()):
         axes[2].barh(row, (job.end - job.start) / 60, left=(job.start - origin) / 60, color=colors[job.rule],
                      height=0.8)
@@ -63,7 +65,9 @@ def plot_job_costs(jobs_csv: str | os.PathLike[str], summary_json: str | os.Path
     axes[2].set_ylabel(f"jobs of this run ({len(run)}), by start")
     axes[2].set_xlabel("minutes since the run started")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[rule]) for rule in sorted(run["rule"].unique())]
-    axes[2].legend(handles, sorted(run["rule"].unique()), fontsize="x-small", ncol=2, loc="upper right")  # jobs run top left to bottom right
+    # below the panel: the jobs fill it from top left to bottom right
+    axes[2].legend(handles, sorted(run["rule"].unique()), fontsize="x-small", ncol=3, loc="upper center",
+                   bbox_to_anchor=(0.5, -0.07), frameon=False)
     cores_axis = axes[2].twinx()
     grid = np.linspace(origin, float(summary.get("run_end") or run["end"].max()), 400)
     load = np.zeros_like(grid)
