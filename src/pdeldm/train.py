@@ -32,7 +32,8 @@ import torch
 from pdeldm.io import read_json, write_json
 from pdeldm.logs import stage_logger
 
-#: Defaults of the ``training`` block (see docs/model-config.yaml for each key).
+#: Defaults of the ``training`` block when a caller passes none (the workflow always passes the
+#: validated config; each key is described in workflow/schemas/config.schema.yaml).
 DEFAULT_TRAINING: dict[str, Any] = {
     "accelerator": "auto",
     "devices": "auto",
@@ -42,7 +43,7 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "max_steps": -1,
     "max_time": None,  # e.g. "00:01:30:00" (DD:HH:MM:SS); stops cleanly and still exports
     "limit_train_batches": 25,
-    "limit_val_batches": 4,
+    "limit_val_batches": 1.0,
     "batch_size": 16,
     "num_workers": 0,
     "crop": None,

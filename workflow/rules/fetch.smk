@@ -3,7 +3,7 @@
 #   fetch_era5        -> {resources}/era5/{group}/era5_{group}_{year}_{month}.nc   (one CDS request)
 #   merge_era5_month  -> {resources}/era5/era5_{year}_{month}.nc                   (all groups of a month)
 #
-# Needs the `era5` config block (docs/era5-config.yaml) and CDS credentials in CDSAPI_URL /
+# Needs the `era5` config block (workflow/schemas/config.schema.yaml, config/paper.yaml) and CDS credentials in CDSAPI_URL /
 # CDSAPI_KEY or ~/.cdsapirc. Every fetch job holds one unit of the `cds` resource, so
 # `--resources cds=4` caps the requests in flight (the CDS queues and throttles per user anyway).
 # A failed month leaves no file behind. Only transient failures (network, server errors, broken
