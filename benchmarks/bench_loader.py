@@ -19,7 +19,6 @@ Goal: at least 10 times DiffScaler's samples per second.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, median, write_csv  # noqa: E402
+from common import median, print_run, scale_parser, write_csv  # noqa: E402
 
 GOAL = 10.0
 #: name -> (fine shape, coarse predictors, static fields, crop, batch, days, timed batches) per scale
@@ -217,14 +216,8 @@ def run(out_dir: Path, scale: str = "ci") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SIZES), default="ci")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
-    args = parser.parse_args(argv)
-    print(machine_line())
-    for line in run(args.out, args.scale):
-        print(line, flush=True)
-    return 0
+    args = scale_parser(__doc__, SIZES).parse_args(argv)
+    return print_run(run, args.out, args.scale)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ the full scale; the study trains on 512 crops on a GPU). Goal: a PDE-LDM step at
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (build, example_coefficients, interleaved_times, load_cfg, machine_line,  # noqa: E402
-                    median, random_batch, write_csv)
+from common import (build, example_coefficients, interleaved_times, load_cfg, median,  # noqa: E402
+                    print_run, random_batch, scale_parser, write_csv)
 
 GOAL = 1.15
 FORMS = ("flux_ratio", "advection_diffusion", "advection_diffusion_matched")
@@ -129,14 +128,8 @@ def run(out_dir: Path, scale: str = "ci") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SIZES), default="ci")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
-    args = parser.parse_args(argv)
-    print(machine_line())
-    for line in run(args.out, args.scale):
-        print(line, flush=True)
-    return 0
+    args = scale_parser(__doc__, SIZES).parse_args(argv)
+    return print_run(run, args.out, args.scale)
 
 
 if __name__ == "__main__":

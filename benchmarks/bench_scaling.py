@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (build, current_rss_mib, fit_exponent, load_cfg, machine_line, median,  # noqa: E402
-                    peak_rss_mib, random_batch, reset_peak_rss, tail_exponent, training_step, write_csv)
+from common import (build, current_rss_mib, fit_exponent, load_cfg, median, peak_rss_mib,  # noqa: E402
+                    print_run, random_batch, reset_peak_rss, scale_parser, tail_exponent, training_step, write_csv)
 
 HERE = Path(__file__).resolve().parent
 #: per scale: training (sizes, batch, steps), batches at 64 px, prediction sizes, regrid (days, grid, spacing m)
@@ -153,9 +153,7 @@ def run(out_dir: Path, scale: str = "ci") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SIZES), default="ci")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
+    parser = scale_parser(__doc__, SIZES)
     parser.add_argument("--train", nargs=3, type=int, metavar=("SIZE", "BATCH", "STEPS"), help=argparse.SUPPRESS)
     parser.add_argument("--predict", nargs="+", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -165,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.predict:
         print(json.dumps({"rows": predict_points(args.predict)}))
         return 0
-    print(machine_line())
-    for line in run(args.out, args.scale):
-        print(line, flush=True)
-    return 0
+    return print_run(run, args.out, args.scale)
 
 
 if __name__ == "__main__":

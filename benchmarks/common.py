@@ -8,6 +8,7 @@ process (interleaved, so that the load of a shared machine hits both alike).
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import math
@@ -196,3 +197,19 @@ def machine_line() -> str:
     load = os.getloadavg()
     return (f"machine: {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
             f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, no GPU used")
+
+
+def scale_parser(doc: str, scales: Sequence[str]) -> argparse.ArgumentParser:
+    """The command line of a benchmark run on its own: ``--scale`` and ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(scales), default="ci")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
+    return parser
+
+
+def print_run(run: Callable[[Path, str], list[str]], out: Path, scale: str) -> int:
+    """Run one benchmark as ``benchmarks/run_all`` would and print its lines after the machine's."""
+    print(machine_line())
+    for line in run(out, scale):
+        print(line, flush=True)
+    return 0
