@@ -30,3 +30,13 @@ def run_ci_snakemake(workdir: Path, *args: str, snakefile: Path = ROOT / "Snakef
                "--configfile", *map(str, configfiles)]
     environment = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """A dry run's "Job stats" table: rule -> number of jobs."""
+    counts = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "jobid:"):
+            counts[parts[0]] = int(parts[1])
+    return counts

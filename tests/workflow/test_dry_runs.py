@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from ci_workflow import job_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,15 +34,6 @@ def test_default_dry_run_plans_the_whole_dag(tmp_path):
         assert f"rule {rule}:" in out or f"{rule} " in out, rule
 
 
-def _counts(output: str) -> dict[str, int]:
-    counts = {}
-    for line in output.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "jobid:"):
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_experiments_plan_one_fine_tune_per_lambda_form_and_seed_and_no_more(tmp_path):
     """Named runs x finetune.seeds, plus the ablation's (form, lambda) pairs that no named run
     trains x experiments.seeds; one prediction and evaluation per model; removing a lambda from
@@ -51,12 +43,12 @@ def test_experiments_plan_one_fine_tune_per_lambda_form_and_seed_and_no_more(tmp
 
     cfg = load_config()
     expected = run_models(cfg)
-    counts = _counts(_dry_run(tmp_path).stdout)
+    counts = job_counts(_dry_run(tmp_path).stdout)
     assert counts["finetune"] == len(expected) == 3 * len(cfg["finetune"]["seeds"]) + 4
     assert counts["predict"] == counts["evaluate"] == 4 + len(expected)  # + interpolation, unet, gan, ldm
     fewer = tmp_path / "fewer.yaml"
     fewer.write_text(yaml.safe_dump({"experiments": {"lambdas": [0.0, 0.01, 0.1]}}))
-    reduced = _counts(_dry_run(tmp_path, fewer).stdout)
+    reduced = job_counts(_dry_run(tmp_path, fewer).stdout)
     assert counts["finetune"] - reduced["finetune"] == 2  # lambda 0.001 of the two forms, one seed each
 
 

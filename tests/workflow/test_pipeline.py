@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from ci_workflow import job_counts
 
 from pdeldm.config import load_config
 from pdeldm.experiments import run_models
@@ -161,16 +162,6 @@ def test_second_dry_run_has_nothing_to_do(finished_run: Path):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def _job_counts(output: str) -> dict[str, int]:
-    """The dry run's "Job stats" table: rule -> number of jobs."""
-    counts = {}
-    for line in output.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "jobid:"):
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def _job_messages(output: str) -> list[str]:
     """The `message:` of every planned job ("Job 12: Training gan")."""
     return [m.group(1) for m in re.finditer(r"^Job \d+: (.+)$", output, flags=re.MULTILINE)]
@@ -185,7 +176,7 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
     result = _snakemake(finished_run, "--dry-run", overlays=[overlay])
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    counts = _job_counts(output)
+    counts = job_counts(output)
     assert counts == {"train": 1, "predict": 1, "evaluate": 1, "summary_table": 1, "figure_boxplots": 1,
                       "figure_maps": 1, "figure_spectra": 1, "figure_calibration": 1, "figure_training": 1,
                       "experiment_page": 1, "predict_perfect_input": 1, "evaluate_perfect_input": 1,
