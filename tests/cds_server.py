@@ -416,6 +416,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------------------------
     def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
               headers: dict[str, str] | None = None, length: int | None = None) -> None:
+        # Recorded before anything is sent: a client that has its reply may count the hits at once.
+        self._record_hit(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -424,6 +426,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
+
+    def _record_hit(self, status: int) -> None:
         with self.cds.lock:
             self.cds.hits.append((self.command, urlparse(self.path).path, status))
 
@@ -648,6 +652,7 @@ class _Handler(BaseHTTPRequestHandler):
             stall, self.cds.faults.stall_seconds = self.cds.faults.stall_seconds, 0.0
         if stall:
             # send the headers and part of the body, then hang (bounded) like a stuck transfer
+            self._record_hit(status)
             self.send_response(status)
             self.send_header("Content-Type", job.content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -657,8 +662,6 @@ class _Handler(BaseHTTPRequestHandler):
             half = len(body) // 2
             self.wfile.write(body[:half])
             self.wfile.flush()
-            with self.cds.lock:
-                self.cds.hits.append((self.command, urlparse(self.path).path, status))
             time.sleep(min(stall, 60.0))
             try:
                 self.wfile.write(body[half:])
