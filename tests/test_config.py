@@ -112,3 +112,25 @@ def test_code_defaults_of_the_training_block_agree_with_the_shipped_config():
     differ = sorted(key for key in DEFAULT_TRAINING if DEFAULT_TRAINING[key] != shipped[key])
     assert differ == ["crop", "robust_input"], {key: (DEFAULT_TRAINING[key], shipped[key]) for key in differ}
     assert DEFAULT_TRAINING["robust_input"]["enabled"] == shipped["robust_input"]["enabled"]
+
+
+def test_transfer_region_must_be_defined():
+    config = _default()
+    config["experiments"]["transfer"]["regions"] = ["italy", "atlantis"]
+    with pytest.raises(ConfigError, match=r"'experiments\.transfer\.regions': \['atlantis'\] not defined in 'data\.regions'"):
+        validate_config(config)
+
+
+def test_transfer_to_other_regions_needs_the_twin():
+    config = load_config(ROOT / "config" / "paper.yaml")
+    config["experiments"]["transfer"]["regions"] = ["italy", "alps"]
+    with pytest.raises(ConfigError, match=r"needs a twin: with data\.source 'era5' only the COSMO-CLM files' region "
+                                          r"exists; set it to \['italy'\]"):
+        validate_config(config)
+
+
+def test_transferred_seeds_must_be_trained():
+    config = _default()
+    config["experiments"]["transfer"]["seeds"] = [7]
+    with pytest.raises(ConfigError, match=r"'experiments\.transfer\.seeds': \[7\] not in finetune\.seeds"):
+        validate_config(config)

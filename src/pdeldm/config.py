@@ -130,6 +130,7 @@ def check_consistency(config: dict[str, Any]) -> None:
     if unknown_regions:
         raise ConfigError(f"config key 'twin.realism.regions': {unknown_regions} not defined in 'data.regions' "
                           f"(defined: {', '.join(sorted(data['regions']))})")
+    _check_transfer(config)
     period_start = _parse_date(data["period"]["start"], "data.period.start")
     period_end = _parse_date(data["period"]["end"], "data.period.end")
     if period_end < period_start:
@@ -158,6 +159,23 @@ def check_consistency(config: dict[str, Any]) -> None:
     clashes = sorted(set(finetune["runs"]) & {"interpolation", "unet", "gan", "autoencoder", "ldm", "pde_ldm", "truth"})
     if clashes:
         raise ConfigError(f"config key 'finetune.runs': {clashes} would clash with a base model's name; rename the run")
+
+
+def _check_transfer(config: dict[str, Any]) -> None:
+    """The transfer experiment's regions exist (and, on real data, are the one region there is)."""
+    data, transfer = config["data"], config["experiments"]["transfer"]
+    unknown = [name for name in transfer["regions"] if name not in data["regions"]]
+    if unknown:
+        raise ConfigError(f"config key 'experiments.transfer.regions': {unknown} not defined in 'data.regions' "
+                          f"(defined: {', '.join(sorted(data['regions']))})")
+    if data["source"] != "twin" and transfer["regions"] != [data["region"]]:
+        raise ConfigError(f"config key 'experiments.transfer.regions': {transfer['regions']} needs a twin: with "
+                          f"data.source '{data['source']}' only the COSMO-CLM files' region exists; set it to "
+                          f"['{data['region']}']")
+    unknown_seeds = sorted(set(transfer["seeds"]) - set(config["finetune"]["seeds"]))
+    if unknown_seeds:
+        raise ConfigError(f"config key 'experiments.transfer.seeds': {unknown_seeds} not in finetune.seeds "
+                          f"{config['finetune']['seeds']}: only trained seeds can be transferred")
 
 
 #: Fields every region static file has (twin subset and static_inputs output alike).

@@ -285,6 +285,51 @@ def pde_forms(metric_csvs: Sequence[str], conditions: str, cfg: dict[str, Any], 
     stage_logger("experiments", log).info("PDE forms %s compared with the control -> %s", runs, out_csv)
 
 
+@stage("transfer_regions")
+def transfer_regions(metric_csvs: Sequence[str], statics: Sequence[str], cases: str, cfg: dict[str, Any],
+                     out_csv: str, out_md: str, out_tex: str, out_paired_csv: str, out_paired_md: str,
+                     out_matrix: str, out_models: str, out_maps: str, log: str | None = None) -> None:
+    """Models trained on one region scored on every region: tables, paired intervals, figures, maps."""
+    import json
+
+    from pdeldm.evaluation.ablation import write_table
+    from pdeldm.evaluation.tables import MODEL_LABELS
+    from pdeldm.evaluation.transfer import (paired_markdown, read_cases, region_summary, transfer_paired,
+                                            transfer_table)
+    from pdeldm.io import atomic_output
+    from pdeldm.plotting.transfer import plot_region_maps, plot_transfer_matrix, plot_transfer_models
+
+    transfer, main_region = cfg["experiments"]["transfer"], cfg["data"]["region"]
+    regions, metrics = transfer["regions"], transfer["metrics"]
+    data = read_cases(json.loads(cases), metric_csvs)
+    table = transfer_table(data, metrics)
+    summary = region_summary(dict(zip(regions, statics, strict=True)))
+    write_table(table, out_csv, out_md, out_tex, caption=(
+        f"Mean over the test times of each test region (seeds averaged per time), and the difference from "
+        f"that region's interpolation (`_vs_{'interpolation'}`). Models trained on {main_region} unless "
+        "`train` says otherwise; no retuning on any region.\n\n" + _regions_markdown(summary)))
+    finetune, evaluation = cfg["finetune"], cfg["evaluation"]
+    runs = [run for run in finetune["runs"] if run != finetune["control"]]
+    paired = transfer_paired(data, main_region, runs, finetune["control"], transfer["models"], metrics,
+                             evaluation["bootstrap_block_days"], evaluation["bootstrap_samples"], cfg["seed"])
+    with atomic_output(out_paired_csv) as tmp:
+        paired.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_output(out_paired_md) as tmp:
+        Path(tmp).write_text(paired_markdown(paired, MODEL_LABELS))
+    plot_transfer_matrix(table, transfer["models"], metrics, regions, out_matrix)
+    plot_transfer_models(table, main_region, metrics, regions, out_models)
+    plot_region_maps(dict(zip(regions, statics, strict=True)), summary, out_maps)
+    stage_logger("experiments", log).info("transfer: %d cases on %d regions -> %s", len(json.loads(cases)),
+                                          len(regions), out_csv)
+
+
+def _regions_markdown(summary: Any) -> str:
+    lines = ["| Region | Mean height m | Height std m | Land fraction | Latitudes |", "|:---|---:|---:|---:|:---|"]
+    lines += [f"| {r.region} | {r.height_mean_m:.0f} | {r.height_std_m:.0f} | {r.land_fraction:.2f} | "
+              f"{r.lat_min:.1f}-{r.lat_max:.1f} N |" for r in summary.itertuples()]
+    return "\n".join(lines)
+
+
 @stage("robustness_table")
 def robustness_table(store_csvs: Sequence[str], perfect_csvs: Sequence[str], out_csv: str, out_md: str,
                      out_html: str, log: str | None = None) -> None:

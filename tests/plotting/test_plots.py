@@ -133,3 +133,27 @@ def test_training_curves(tmp_path: Path) -> None:
     out = tmp_path / "training.png"
     plot_training_curves(csvs, out)
     assert_png(out, min_kb=15)
+
+
+def test_transfer_figures(tmp_path: Path) -> None:
+    from pdeldm.evaluation.transfer import region_summary
+    from pdeldm.plotting.transfer import plot_region_maps, plot_transfer_matrix, plot_transfer_models
+
+    rng = np.random.default_rng(1)
+    regions = ["a", "b", "c"]
+    rows = [{"train": train, "test": test, "model": model, "rmse": 1 + rng.random(), "rmse_vs_interpolation":
+             0.0 if model == "interpolation" else -rng.random(), "crps_vs_interpolation": -rng.random()}
+            for test in regions for train, model in [("a", "interpolation"), ("a", "ldm"), *((t, "unet") for t in regions)]]
+    table = pd.DataFrame(rows)
+    plot_transfer_matrix(table, ["unet"], ["rmse", "crps"], regions, tmp_path / "matrix.png")
+    plot_transfer_models(table, "a", ["rmse", "crps"], regions, tmp_path / "models.png")
+    statics = {}
+    for region in regions:
+        ds = xr.Dataset({"HSURF": (("rlat", "rlon"), 1000 * rng.random((16, 16))),
+                         "FR_LAND": (("rlat", "rlon"), rng.random((16, 16))),
+                         "lat": (("rlat", "rlon"), np.full((16, 16), 45.0))})
+        statics[region] = tmp_path / f"{region}.nc"
+        ds.to_netcdf(statics[region])
+    plot_region_maps(statics, region_summary(statics), tmp_path / "maps.png")
+    for name in ("matrix", "models", "maps"):
+        assert_png(tmp_path / f"{name}.png")

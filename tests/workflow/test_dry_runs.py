@@ -52,6 +52,34 @@ def test_experiments_plan_one_fine_tune_per_lambda_form_and_seed_and_no_more(tmp
     assert counts["finetune"] - reduced["finetune"] == 2  # lambda 0.001 of the two forms, one seed each
 
 
+def test_transfer_plans_one_evaluation_per_model_and_region_and_no_more(tmp_path):
+    """Models trained on data.region: one prediction and evaluation on each other region; the
+    matrix models: trained once per other region and evaluated on every region; (data.region,
+    data.region) is the main run's own evaluation. Removing a region removes exactly its jobs."""
+    from pdeldm.config import load_config
+    from pdeldm.experiments import fine_tuning_runs
+
+    cfg = load_config()
+    transfer, main = cfg["experiments"]["transfer"], cfg["data"]["region"]
+    others = [r for r in transfer["regions"] if r != main]
+    named = [name for name, run in fine_tuning_runs(cfg).items() if run.named]
+    from_main = len({"interpolation", *transfer["evaluate"]}) + len(named) * len(transfer["seeds"])
+    matrix = len(transfer["models"]) * len(others) * len(transfer["regions"])
+    counts = job_counts(_dry_run(tmp_path).stdout)
+    assert len(others) >= 2 and transfer["models"] == ["unet"]  # the default is a real matrix
+    assert counts["predict_transfer"] == counts["evaluate_transfer"] == from_main * len(others) + matrix
+    assert counts["train_in_region"] == len(others)  # the UNet needs no other model
+    assert counts["twin"] == counts["store"] == len(transfer["regions"])
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump({"experiments": {"transfer": {"regions": transfer["regions"][:-1]}}}))
+    reduced = job_counts(_dry_run(tmp_path, fewer).stdout)
+    n = len(transfer["regions"])
+    # on the removed region: the models from data.region, and the UNets of the other n - 2 regions;
+    # the UNet trained on the removed region, on all n regions
+    assert counts["evaluate_transfer"] - reduced["evaluate_transfer"] == from_main + (n - 2) + n
+    assert (counts["train_in_region"] - reduced["train_in_region"], counts["twin"] - reduced["twin"]) == (1, 1)
+
+
 def test_realism_check_is_planned_from_the_reference_file_or_skipped_with_a_message(tmp_path):
     reference = tmp_path / "tas_rotated_grid_EUR11.nc"
     reference.write_bytes((ROOT / "tests" / "data" / "files" / "tas_rotated_grid_EUR11.nc").read_bytes())

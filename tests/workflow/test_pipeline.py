@@ -100,6 +100,34 @@ def test_experiment_tables_are_means_of_the_per_time_metrics(finished_run: Path)
     assert predictability["pde_residual_rms_truth_K_per_h"] < 0.3 * predictability["pde_residual_rms_interpolated_K_per_h"]
 
 
+def test_transfer_table_is_the_mean_of_each_cases_per_time_metrics(finished_run: Path):
+    """Every row of the transfer table recomputed from its per-time CSV (seeds averaged per time),
+    each region's interpolation as the reference; the figures and the paired table exist."""
+    results = finished_run / "results"
+    for figure in ["transfer_matrix.png", "transfer_models.png", "transfer_region_maps.png"]:
+        assert (results / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(results / "tables" / "transfer_regions.csv")
+    assert set(table["test"]) == {"italy_ci", "iberia_ci"} and set(table["train"]) == {"italy_ci", "iberia_ci"}
+
+    def metrics_of(train: str, test: str, model: str) -> pd.DataFrame:
+        if train == test == "italy_ci":
+            folder = results / "metrics"
+        else:
+            folder = results / "transfer" / train / test / "metrics"
+        # fine-tuning runs: the seeds of experiments.transfer.seeds (CI: seed 1)
+        path = folder / f"{model}.csv" if (folder / f"{model}.csv").exists() else folder / model / "seed1.csv"
+        return pd.read_csv(path)
+
+    for _, row in table.iterrows():
+        frame = metrics_of(row["train"], row["test"], row["model"])
+        assert row["rmse"] == pytest.approx(frame.groupby("time")["rmse"].mean().mean(), rel=1e-5), row.to_dict()
+        reference = metrics_of("italy_ci", row["test"], "interpolation")["rmse"].mean()
+        assert row["rmse_vs_interpolation"] == pytest.approx(row["rmse"] - reference, abs=1e-4)  # CSV: 6 digits
+    paired = pd.read_csv(results / "tables" / "transfer_paired.csv")
+    assert {"unet@iberia_ci", "pde_ldm_adv@italy_ci"} <= set(paired["model"])
+    assert (paired["ci95_low"] <= paired["ci95_high"]).all()
+
+
 def test_ci_workflow_compares_the_twin_with_the_real_cosmo_clm_file(finished_run: Path):
     """The realism rule read the Debian-installed reference (skipped, saying so, where absent)."""
     from pdeldm.config import load_config
@@ -195,9 +223,11 @@ def test_every_job_of_the_run_has_a_cost_record(finished_run: Path):
     counts = jobs["rule"].value_counts().to_dict()
     assert counts["train"] == 5 and counts["finetune"] == n_runs
     assert counts["predict"] == counts["evaluate"] == len(BASE_MODELS) + n_runs
-    for rule in ["static_region", "twin", "store", "identify_pde", "evaluate_truth", "summary_table",
-                 "paired_differences", "figure_maps", "data_page", "experiment_page"]:
+    for rule in ["identify_pde", "evaluate_truth", "summary_table", "paired_differences", "figure_maps",
+                 "data_page", "experiment_page", "transfer_regions"]:
         assert counts.get(rule) == 1, (rule, counts)
+    for rule in ["static_region", "twin", "store"]:  # the CI region and the transfer experiment's other one
+        assert counts.get(rule) == 2, (rule, counts)
     assert len(jobs) == len(jobs[["rule", "job"]].drop_duplicates())
     assert (jobs["wall_s"] > 0).all()
     # every job ran its stage through workflow/scripts/stage.py, which timed it

@@ -81,12 +81,13 @@ def region_box(name=REGION):
     return config["data"]["regions"][name]
 
 
-def static_file():
-    return f"{RESOURCES}/static/{REGION}.nc"
+def static_file(region=REGION):
+    return f"{RESOURCES}/static/{region}.nc"
 
 
-def store_paths(wildcards=None):
-    return {"store_path": f"{RESOURCES}/store/{REGION}.zarr", "meta_path": f"{RESOURCES}/store/{REGION}.json"}
+def store_paths(wildcards=None, region=REGION):
+    """The training store of `region` (default: the region the models are trained on)."""
+    return {"store_path": f"{RESOURCES}/store/{region}.zarr", "meta_path": f"{RESOURCES}/store/{region}.json"}
 
 
 def coefficients_file():

@@ -1,23 +1,33 @@
 # Data stages: static fields -> (twin | fetched ERA5 + COSMO-CLM files) -> regridded training store.
+# On the twin every stage is per region (wildcard `region`): the models' region `data.region` and
+# the other regions of the transfer experiment (`experiments.transfer.regions`). Real data has one
+# region, the COSMO-CLM files' domain.
+
+DATA_REGIONS = [REGION] + [r for r in config["experiments"]["transfer"]["regions"] if r != REGION]
 
 
-def twin_era5_files():
-    return [f"{RESOURCES}/twin/{REGION}/era5/era5_{y}_{m:02d}.nc" for y, m in MONTHS]
+wildcard_constraints:
+    region="|".join(DATA_REGIONS),
 
 
-def twin_cosmo_files():
-    return [f"{RESOURCES}/twin/{REGION}/cosmo/T_2M_{y}{m:02d}.nc" for y, m in MONTHS]
+def twin_era5_files(region=REGION):
+    return [f"{RESOURCES}/twin/{region}/era5/era5_{y}_{m:02d}.nc" for y, m in MONTHS]
 
 
-def era5_files_for_store(wildcards):
+def twin_cosmo_files(region=REGION):
+    return [f"{RESOURCES}/twin/{region}/cosmo/T_2M_{y}{m:02d}.nc" for y, m in MONTHS]
+
+
+def era5_files_for_store(wildcards, region=None):
+    """The ERA5 files of the store of `region` (the job's wildcard, by default)."""
     if config["data"]["source"] == "twin":
-        return twin_era5_files()
+        return twin_era5_files(region or wildcards.region)
     return era5_fetched_files()
 
 
-def cosmo_files_for_store(wildcards):
+def cosmo_files_for_store(wildcards, region=None):
     if config["data"]["source"] == "twin":
-        return twin_cosmo_files()
+        return twin_cosmo_files(region or wildcards.region)
     return sorted(glob.glob(config["cosmo"]["files"]))
 
 
@@ -41,16 +51,16 @@ if config["data"]["source"] == "twin":
 
     rule static_region:
         message:
-            "Cutting region '{REGION}' out of the COSMO-CLM EUR-11 static fields"
+            "Cutting region '{wildcards.region}' out of the COSMO-CLM EUR-11 static fields"
         input:
             source=config["paths"]["static_source"],
         output:
-            out=f"{RESOURCES}/static/{REGION}.nc",
+            out=f"{RESOURCES}/static/{{region}}.nc",
         params:
-            region=region_box(),
+            region=lambda wildcards: region_box(wildcards.region),
         log:
-            f"{LOGS}/static_region.log",
-        benchmark: benchmark_path("static_region")
+            f"{LOGS}/static_region/{{region}}.log",
+        benchmark: benchmark_path("static_region", "region")
         script:
             STAGE_SCRIPT
 
@@ -75,20 +85,20 @@ else:
 
 rule twin:
     message:
-        "Integrating the embedded advection-diffusion twin over {REGION} ({config[data][period][start]} to {config[data][period][end]})"
+        "Integrating the embedded advection-diffusion twin over {wildcards.region} ({config[data][period][start]} to {config[data][period][end]})"
     input:
-        static=static_file(),
+        static=f"{RESOURCES}/static/{{region}}.nc",
     output:
-        era5=twin_era5_files(),
-        cosmo=twin_cosmo_files(),
-        diagnostics=f"{RESULTS}/twin/{REGION}_diagnostics.json",
+        era5=twin_era5_files("{region}"),
+        cosmo=twin_cosmo_files("{region}"),
+        diagnostics=f"{RESULTS}/twin/{{region}}_diagnostics.json",
     params:
         config=config_json("data.period", "twin.params", "twin.era5_resolution_deg"),
-        era5_dir=f"{RESOURCES}/twin/{REGION}/era5",
-        cosmo_dir=f"{RESOURCES}/twin/{REGION}/cosmo",
+        era5_dir=f"{RESOURCES}/twin/{{region}}/era5",
+        cosmo_dir=f"{RESOURCES}/twin/{{region}}/cosmo",
     log:
-        f"{LOGS}/twin.log",
-    benchmark: benchmark_path("twin")
+        f"{LOGS}/twin/{{region}}.log",
+    benchmark: benchmark_path("twin", "region")
     script:
         STAGE_SCRIPT
 
@@ -99,14 +109,14 @@ rule store:
     input:
         era5_files=era5_files_for_store,
         cosmo_files=cosmo_files_for_store,
-        static=static_file(),
+        static=f"{RESOURCES}/static/{{region}}.nc",
     output:
-        store_path=directory(store_paths()["store_path"]),
-        meta_path=store_paths()["meta_path"],
+        store_path=directory(store_paths(region="{region}")["store_path"]),
+        meta_path=store_paths(region="{region}")["meta_path"],
     params:
         config=config_json("data"),
     log:
-        f"{LOGS}/store.log",
-    benchmark: benchmark_path("store")
+        f"{LOGS}/store/{{region}}.log",
+    benchmark: benchmark_path("store", "region")
     script:
         STAGE_SCRIPT

@@ -1,7 +1,8 @@
 # The study's open questions, each one target and one report section (category "Experiments"):
 # `ablation_lambda` (scores against lambda_PDE per PDE form), `pde_forms` (the study's flux-ratio
 # form, the explicit-wind form and the control on all test times and on a strong-wind,
-# weak-thermal-contrast subset), and `experiments` (all of them).
+# weak-thermal-contrast subset), `transfer_regions` (workflow/rules/transfer.smk) and
+# `experiments` (all of them).
 
 EXPERIMENT_SECTIONS = ("experiments", "finetune", "models.pde_ldm.pde", "evaluation")
 
@@ -85,7 +86,7 @@ rule pde_forms:
 def experiment_outputs():
     return [f"{RESULTS}/tables/ablation_lambda.csv", f"{RESULTS}/figures/ablation_lambda.png",
             f"{RESULTS}/figures/ablation_tradeoff.png", f"{RESULTS}/tables/pde_forms.csv",
-            f"{RESULTS}/figures/pde_forms.png"]
+            f"{RESULTS}/figures/pde_forms.png", *transfer_outputs()]  # transfer.smk
 
 
 rule experiments:

@@ -9,8 +9,8 @@ import os
 
 
 def dvc_boundary_paths():
-    """Directories of the ERA5 and COSMO-CLM files the store reads, and the paper's static inputs."""
-    files = era5_files_for_store(None) + cosmo_files_for_store(None)
+    """Directories of the ERA5 and COSMO-CLM files the stores read, and the paper's static inputs."""
+    files = [f for region in DATA_REGIONS for f in era5_files_for_store(None, region) + cosmo_files_for_store(None, region)]
     paths = sorted({os.path.dirname(f) for f in files})
     if config["data"]["source"] != "twin":
         paths += sorted(static_input_files(None).values())
