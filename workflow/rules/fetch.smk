@@ -17,6 +17,16 @@
 # Deleting a download whose merged month still exists does not refetch it on a plain run (Snakemake
 # does not rebuild missing intermediates of up-to-date outputs); `fetch_era5_all` does, and the
 # next plain run re-merges that month only if the new download differs.
+#
+# Why these two rules call the CLI (`python -m pdeldm.data.cds`) instead of `script: STAGE_SCRIPT`
+# like every other rule: the stage dispatch (pdeldm.stages.run_from_snakemake) gives a stage only
+# the rule's inputs, outputs, params and log, so that a job reruns exactly when something it reads
+# changes. The client settings must reach the job WITHOUT being params (see ERA5_CLIENT below);
+# the only other channel, `resources`, is read by schedulers and takes ints/strings, and it would
+# need a dispatch path for this one rule. The exit status (2 permanent, 75 transient) would
+# survive a stage (SystemExit), but the CLI is also how a fetch is run and debugged by hand, and
+# `--printshellcmds` prints that exact command. This file is also included on its own (without
+# common.smk, which defines STAGE_SCRIPT).
 import shlex
 import sys
 

@@ -1,10 +1,9 @@
-#!/usr/bin/env python
 """Rebuild ``data/static/eur11_static.nc`` from the NCL example data of the Debian package
 ``libncarg-data`` (COSMO-CLM EUR-11 surface height and land fraction).
 
-Usage::
+Usage, from the repository root (a maintainer's tool; the pipeline uses the committed file)::
 
-    python scripts/build_static_subset.py SOURCE [--out data/static/eur11_static.nc]
+    python -m pdeldm.data.static_subset SOURCE [--out data/static/eur11_static.nc]
 
 ``SOURCE`` is either the ``nug`` directory (``.../usr/share/ncarg/data/nug``) holding
 ``HSURF_regional_model_0.11deg.nc`` and ``FR-LAND_regional_model_0.11deg.nc``, a directory into
@@ -22,20 +21,18 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from pdeldm.errors import InputError
+from pdeldm.io import atomic_output
 
-from pdeldm.errors import InputError  # noqa: E402
-from pdeldm.io import atomic_output  # noqa: E402
-
+DEFAULT_OUT = Path("data/static/eur11_static.nc")  # relative to the repository root
 HSURF_FILE = "HSURF_regional_model_0.11deg.nc"
 FR_LAND_FILE = "FR-LAND_regional_model_0.11deg.nc"
 NUG_SUBDIR = Path("usr/share/ncarg/data/nug")
@@ -145,6 +142,8 @@ def build(nug: Path, out: Path) -> None:
             "source": f"NCL example data ({HSURF_FILE}, {FR_LAND_FILE}) of the Debian package libncarg-data",
             "license": "BSD-4-clause, Copyright 2013 University Corporation for Atmospheric Research; "
                        "see LICENSE-libncarg-data.txt",
+            # The committed file was packed when this module was scripts/build_static_subset.py;
+            # the text stays so that a rebuild remains bit-identical to it.
             "history": "packed by scripts/build_static_subset.py (values unchanged up to the stated packing)",
             "packing": f"HSURF int16 m; FR_LAND uint8 * {FR_LAND_SCALE}; lat/lon int32 * {LATLON_SCALE} degrees",
         },
@@ -162,11 +161,11 @@ def build(nug: Path, out: Path) -> None:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pdeldm.data.static_subset", description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="nug directory, unpacked package directory, or libncarg-data .deb")
-    parser.add_argument("--out", type=Path, default=REPO / "data/static/eur11_static.nc")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         nug = find_nug_dir(args.source, Path(workdir))
