@@ -134,3 +134,15 @@ def test_every_stage_rule_matches_its_functions_signature(tmp_path: Path) -> Non
                          and p.name not in declared]
     assert checked > 30, checked
     assert not problems, "\n".join(problems)
+
+
+def test_a_stage_that_names_its_own_files_must_write_the_declared_ones() -> None:
+    """The twin names its monthly files itself: the stage checks them against the rule's outputs."""
+    declared = ["r/era5/era5_2001_01.nc", "r/cosmo/T_2M_200101.nc"]
+    stages.check_written([Path(p) for p in declared], declared, "twin")
+    with pytest.raises(RuntimeError, match=r"twin: wrote \['r/era5/era5_2001_1\.nc'\] that the rule does not declare "
+                                           r"and not \['r/era5/era5_2001_01\.nc'\] that it does"):
+        stages.check_written(["r/era5/era5_2001_1.nc", "r/cosmo/T_2M_200101.nc"], declared, "twin")
+    assert stages.single_folder(declared[:1], "era5") == Path("r/era5")
+    with pytest.raises(ValueError, match=r"output 'era5' must lie in one folder"):
+        stages.single_folder(declared, "era5")

@@ -57,25 +57,43 @@ def static_inputs(target_grid: str, cfg: dict[str, Any], out: str, log: str | No
 
 
 @stage("twin")
-def twin(static: str, cfg: dict[str, Any], era5_dir: str, cosmo_dir: str, diagnostics: str,
-         log: str | None = None, **_outputs: Any) -> None:
-    """Integrate the embedded twin and write ERA5- and COSMO-CLM-format monthly files."""
+def twin(static: str, cfg: dict[str, Any], era5: Sequence[str], cosmo: Sequence[str], diagnostics: str,
+         log: str | None = None) -> None:
+    """Integrate the embedded twin into the monthly ERA5- and COSMO-CLM-format files the rule declares."""
     from pdeldm.data.twin import simulate_twin
 
     logger = stage_logger("twin", log)
     period = cfg["data"]["period"]
-    simulate_twin(
+    written = simulate_twin(
         static_path=Path(static),
         start=period["start"],
         end=period["end"],
         seed=int(cfg["seed"]),
         params=cfg["twin"]["params"],
-        era5_dir=Path(era5_dir),
-        cosmo_dir=Path(cosmo_dir),
+        era5_dir=single_folder(era5, "era5"),
+        cosmo_dir=single_folder(cosmo, "cosmo"),
         diagnostics_path=Path(diagnostics),
         era5_resolution_deg=float(cfg["twin"]["era5_resolution_deg"]),
         log=logger,
     )
+    check_written(written, [*era5, *cosmo], "twin")
+
+
+def single_folder(paths: Sequence[str], name: str) -> Path:
+    """The one folder that holds every path of the output ``name``."""
+    folders = sorted({str(Path(p).parent) for p in paths})
+    if len(folders) != 1:
+        raise ValueError(f"output '{name}' must lie in one folder, the rule declares files in {folders}")
+    return Path(folders[0])
+
+
+def check_written(written: Sequence[str | Path], declared: Sequence[str], stage_name: str) -> None:
+    """A stage that names its own files must write exactly the ones its rule declares."""
+    written_set, declared_set = {str(Path(p)) for p in written}, {str(Path(p)) for p in declared}
+    if written_set != declared_set:
+        raise RuntimeError(f"{stage_name}: wrote {sorted(written_set - declared_set)} that the rule does not declare "
+                           f"and not {sorted(declared_set - written_set)} that it does; the rule's file names and "
+                           "the writer's must agree")
 
 
 @stage("twin_realism")

@@ -94,8 +94,6 @@ rule twin:
         diagnostics=f"{RESULTS}/twin/{{region}}_diagnostics.json",
     params:
         config=config_json("data.period", "twin.params", "twin.era5_resolution_deg"),
-        era5_dir=f"{RESOURCES}/twin/{{region}}/era5",
-        cosmo_dir=f"{RESOURCES}/twin/{{region}}/cosmo",
     log:
         f"{LOGS}/twin/{{region}}.log",
     benchmark: benchmark_path("twin", "region")
