@@ -99,21 +99,6 @@ def test_static_vars_must_exist_in_the_static_file():
         validate_config(config)
 
 
-def test_code_defaults_of_the_training_block_agree_with_the_shipped_config():
-    """`pdeldm.train.DEFAULT_TRAINING` (for callers that pass no `training` block) knows the keys
-    the schema knows, and its values are the shipped config's, except two documented ones: `crop`
-    (None, the whole field, for direct callers on small fields; the workflow crops 64 cells) and
-    `robust_input` (only `enabled`; its ranges are the schema's defaults, which a validated config
-    always carries)."""
-    from pdeldm.train import DEFAULT_TRAINING
-
-    shipped = load_config(ROOT / "config" / "config.yaml")["training"]
-    assert set(DEFAULT_TRAINING) == set(shipped)
-    differ = sorted(key for key in DEFAULT_TRAINING if DEFAULT_TRAINING[key] != shipped[key])
-    assert differ == ["crop", "robust_input"], {key: (DEFAULT_TRAINING[key], shipped[key]) for key in differ}
-    assert DEFAULT_TRAINING["robust_input"]["enabled"] == shipped["robust_input"]["enabled"]
-
-
 def test_transfer_region_must_be_defined():
     config = _default()
     config["experiments"]["transfer"]["regions"] = ["italy", "atlantis"]

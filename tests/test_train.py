@@ -84,8 +84,9 @@ TINY_MODELS = {
 
 
 def tiny_cfg(**training: object) -> dict:
+    # keys left out take the schema's defaults; crop None trains on the whole (tiny) field
     opts = {"max_epochs": 1, "batch_size": 8, "limit_train_batches": 2, "limit_val_batches": 1,
-            "accelerator": "cpu", "devices": 1, "latent_scale_batches": 2}
+            "accelerator": "cpu", "devices": 1, "latent_scale_batches": 2, "crop": None}
     opts.update(training)
     return {"seed": 1, "data": {"time_features": True}, "models": json.loads(json.dumps(TINY_MODELS)), "training": opts,
             "evaluation": {"time_stride": 3, "members": 2, "batch_size": 4}}

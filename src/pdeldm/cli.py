@@ -41,7 +41,7 @@ def _downscale_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="netCDF file to write")
     p.add_argument("--members", type=int, default=None,
                    help="realizations of a stochastic model (the workflow uses evaluation.members; default: "
-                        "pdeldm.predict's default, 10)")
+                        "pdeldm.downscale.DEFAULT_MEMBERS, 10)")
     p.add_argument("--steps", type=int, default=None,
                    help="DDIM sampler steps of a diffusion model (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default: the seed the workflow sampled this model with)")

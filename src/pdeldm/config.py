@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,74 @@ DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     """Read the JSON Schema (YAML syntax)."""
     return yaml.safe_load(Path(path).read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_schema() -> dict[str, Any]:
+    return load_schema()
+
+
+def section_schema(section: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The subschema of a dotted config section (``"training"``, ``"models.ldm.sampler"``).
+
+    Raises:
+        ConfigError: if the schema has no such section.
+    """
+    node: Mapping[str, Any] = _shipped_schema() if schema is None else schema
+    for i, key in enumerate(section.split(".")):
+        properties = node.get("properties") or {}
+        if key not in properties:
+            where = ".".join(section.split(".")[:i]) or "the top level"
+            raise ConfigError(f"config section '{section}' is not in the schema ({SCHEMA_PATH.name}): no key "
+                              f"'{key}' under {where} (known: {', '.join(sorted(properties))})")
+        node = properties[key]
+    return dict(node)
+
+
+def _fill_defaults(schema: Mapping[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    out = dict(block)
+    for name, sub in (schema.get("properties") or {}).items():
+        if name not in out and "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+        if isinstance(out.get(name), dict):
+            out[name] = _fill_defaults(sub, out[name])
+    return out
+
+
+def fill_defaults(section: str, block: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``block`` (a part of the config at ``section``) with the schema's defaults for
+    every key it lacks, nested blocks included: what :func:`validate_config` fills in, for code
+    that receives one section on its own (a model's hyper-parameters, a checkpoint's config).
+
+    Values present in ``block`` are kept as they are (no validation: run-time keys such as
+    ``models.pde_ldm.pde.coefficients`` pass through).
+    """
+    return _fill_defaults(section_schema(section), copy.deepcopy(dict(block or {})))
+
+
+def schema_defaults(section: str) -> dict[str, Any]:
+    """The defaults of a dotted config section, from the schema (the only place defaults live)."""
+    return fill_defaults(section, {})
+
+
+def require_section(config: Mapping[str, Any], section: str, caller: str) -> Any:
+    """``config``'s dotted ``section``; a missing one is a :class:`ConfigError` saying what to do.
+
+    Code that reads the configuration expects it validated (:func:`load_config` or
+    :func:`validate_config`, which fill every default): a missing section means a caller built
+    the dict by hand, and silently falling back to other values would hide that.
+    """
+    node: Any = config
+    for i, key in enumerate(section.split(".")):
+        if not isinstance(node, Mapping) or key not in node:
+            missing = ".".join(section.split(".")[: i + 1])
+            raise ConfigError(
+                f"{caller}: the config has no section '{missing}' (needed: '{section}'). Pass a config "
+                "loaded by pdeldm.config.load_config or checked by validate_config, which fill every "
+                f"default, or add the section (defaults: pdeldm.config.schema_defaults('{missing}'))"
+            )
+        node = node[key]
+    return node
 
 
 def deep_update(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

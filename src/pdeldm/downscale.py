@@ -44,6 +44,12 @@ from pdeldm.errors import InputError
 from pdeldm.io import atomic_output
 from pdeldm.logs import stage_logger
 
+#: Realizations of a stochastic model when neither ``--members`` nor the checkpoint's recorded
+#: config says (the workflow records only the sections a training depends on, not `evaluation`).
+#: A default of this command, not of the workflow configuration.
+DEFAULT_MEMBERS = 10
+
+
 @dataclass
 class DownscalePlan:
     """Checked inputs of one downscaling run (see the module docstring)."""
@@ -159,7 +165,6 @@ def plan_downscaling(checkpoint: str | os.PathLike[str], era5_files: Sequence[st
     from pdeldm.data.store import predictor_regridder
     from pdeldm.model_card import data_of
     from pdeldm.models.registry import load_model, read_checkpoint
-    from pdeldm.predict import DEFAULT_EVALUATION
 
     log = log or stage_logger("downscale")
     checkpoint = Path(checkpoint)
@@ -187,7 +192,7 @@ def plan_downscaling(checkpoint: str | os.PathLike[str], era5_files: Sequence[st
     config = info.get("config") or {}
     if model.stochastic:
         # the workflow records only the config sections a training depends on (no `evaluation`)
-        members = int(members or (config.get("evaluation") or {}).get("members") or DEFAULT_EVALUATION["members"])
+        members = int(members or (config.get("evaluation") or {}).get("members") or DEFAULT_MEMBERS)
     else:
         if members not in (None, 1):
             log.warning("%s is deterministic: writing one realization, not %s", model.name, members)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdeldm.config import fill_defaults, require_section
 from pdeldm.data.cosmo import LAEA_PARAM_KEYS
 from pdeldm.data.input_error import CoarseInput
 from pdeldm.errors import InputError
@@ -33,8 +34,6 @@ from pdeldm.prediction_file import create_prediction_file, history_line, write_s
 _GRID_MAPPING_KEYS = frozenset({"grid_mapping_name", "crs_wkt", "grid_north_pole_latitude", "grid_north_pole_longitude",
                                 "north_pole_grid_longitude", *LAEA_PARAM_KEYS})
 
-DEFAULT_EVALUATION: dict[str, Any] = {"time_stride": 1, "members": 10, "batch_size": 16}
-
 
 def sample_generator(seed: int, member: int, index: int) -> torch.Generator:
     """CPU generator for one (member, time index) sample."""
@@ -44,7 +43,7 @@ def sample_generator(seed: int, member: int, index: int) -> torch.Generator:
 
 def inference_device(cfg: dict[str, Any]) -> torch.device:
     """CUDA if the config's accelerator allows it and one is available, else CPU."""
-    accelerator = str((cfg.get("training") or {}).get("accelerator", "auto"))
+    accelerator = str(require_section(cfg, "training.accelerator", "inference device"))
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
@@ -101,10 +100,9 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     logger = stage_logger(f"predict.{model}", log)
     if model not in ckpts:
         raise InputError(f"predict: no checkpoint given for '{model}' (got {sorted(ckpts)})")
-    ev = dict(DEFAULT_EVALUATION)
-    ev.update(cfg.get("evaluation") or {})
+    ev = fill_defaults("evaluation", require_section(cfg, "evaluation", f"predict {model}"))
     stride, batch_size = int(ev["time_stride"]), int(ev["batch_size"])
-    seed = int(cfg.get("seed", 0))
+    seed = int(require_section(cfg, "seed", f"predict {model}"))
     meta_dict = read_json(meta)
     if coarse_input not in ("store", "perfect"):
         raise InputError(f"predict: coarse_input must be 'store' or 'perfect', got {coarse_input!r}")

@@ -3,7 +3,8 @@
 ``train(model, cfg, store, meta, deps, out_ckpt, out_metrics, workdir, log)`` (interfaces §5):
 
 * options: ``cfg["training"]`` overlaid with ``cfg["models"][model]["training"]`` (per-model
-  epochs, batch limits, ...); defaults in :data:`DEFAULT_TRAINING`;
+  epochs, batch limits, ...); a key neither sets takes the schema's default
+  (:func:`pdeldm.config.schema_defaults`);
 * the Lightning working checkpoints live in ``workdir`` (``last.ckpt`` + the best one); if
   ``last.ckpt`` exists the run resumes from it (epoch count, optimiser, EMA, LR schedule,
   early-stopping state, the metric rows, the RNG states and the position in the epoch's batch
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -32,51 +34,27 @@ import torch
 from pdeldm.io import read_json, write_json
 from pdeldm.logs import stage_logger
 
-#: Defaults of the ``training`` block when a caller passes none (the workflow always passes the
-#: validated config; each key is described in workflow/schemas/config.schema.yaml).
-DEFAULT_TRAINING: dict[str, Any] = {
-    "accelerator": "auto",
-    "devices": "auto",
-    "strategy": "auto",
-    "precision": "auto",  # bf16-mixed on a CUDA GPU, 32-true otherwise
-    "max_epochs": 20,
-    "max_steps": -1,
-    "max_time": None,  # e.g. "00:01:30:00" (DD:HH:MM:SS); stops cleanly and still exports
-    "limit_train_batches": 25,
-    "limit_val_batches": 1.0,
-    "batch_size": 16,
-    "num_workers": 0,
-    "crop": None,
-    "val_crop": True,
-    "val_samples": 64,
-    "time_stride": 5,
-    "val_time_stride": 5,
-    "in_memory": True,
-    "early_stopping_patience": 5,
-    "gradient_clip_val": None,
-    "accumulate_grad_batches": 1,
-    "checkpoint_every_n_steps": 0,
-    "deterministic": True,
-    "latent_scale_batches": 16,
-    "num_threads": None,
-    "robust_input": {"enabled": False},  # randomised coarse-input error per sample (pdeldm.data.input_error)
-}
-
-
 def training_options(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    """Defaults <- ``cfg["training"]`` <- ``cfg["models"][model]["training"]``."""
-    opts = dict(DEFAULT_TRAINING)
-    for layer in (cfg.get("training") or {}, ((cfg.get("models") or {}).get(model) or {}).get("training") or {}):
+    """Schema defaults <- ``cfg["training"]`` <- ``cfg["models"][model]["training"]``.
+
+    Raises:
+        ConfigError: if ``cfg`` has no ``training`` section, or a layer names an unknown option.
+    """
+    from pdeldm.config import require_section, schema_defaults
+    from pdeldm.errors import ConfigError
+
+    defaults = schema_defaults("training")
+    opts = copy.deepcopy(defaults)
+    shared = require_section(cfg, "training", f"training options of '{model}'") or {}
+    for layer in (shared, ((cfg.get("models") or {}).get(model) or {}).get("training") or {}):
         for key, value in layer.items():
             # nested options (robust_input) are merged key by key, like the config overlays
             both_dicts = isinstance(value, dict) and isinstance(opts.get(key), dict)
             opts[key] = {**opts[key], **value} if both_dicts else value
-    unknown = sorted(set(opts) - set(DEFAULT_TRAINING))
+    unknown = sorted(set(opts) - set(defaults))
     if unknown:
-        from pdeldm.errors import ConfigError
-
         raise ConfigError(f"unknown training option(s) {unknown} for model '{model}' "
-                          f"(known: {', '.join(DEFAULT_TRAINING)})")
+                          f"(known: {', '.join(defaults)})")
     return opts
 
 
@@ -205,8 +183,8 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     logger = stage_logger(f"train.{model}", log)
     store, meta, workdir = Path(store), Path(meta), Path(workdir)
     out_ckpt, out_metrics = Path(out_ckpt), Path(out_metrics)
-    seed = int(cfg.get("seed", 0))
     opts = training_options(cfg, model)
+    seed = int(cfg["seed"])  # the config's `training` section is there (training_options checked), so is `seed`
     meta_dict = read_json(meta)
 
     if model == "interpolation":  # nothing to learn: a config-only checkpoint keeps the DAG uniform

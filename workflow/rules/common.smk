@@ -6,6 +6,7 @@ from pdeldm.config import months_in_period, validate_config
 from pdeldm.costs import job_record_path, records_root
 from pdeldm.errors import ConfigError
 from pdeldm.experiments import fine_tuning_runs, run_models
+from pdeldm.models.registry import model_dependencies
 
 try:
     validate_config(config)
@@ -18,14 +19,8 @@ LOGS = config["paths"]["logs"]
 REGION = config["data"]["region"]
 BASE_MODELS = ["interpolation", "unet", "gan", "ldm"]
 TRAINED = ["interpolation", "unet", "gan", "autoencoder", "ldm"]
-# Which checkpoints each model's training (and prediction) needs.
-MODEL_DEPENDENCIES = {
-    "interpolation": [],
-    "unet": [],
-    "gan": [],
-    "autoencoder": ["unet"],
-    "ldm": ["unet", "autoencoder"],
-}
+# Which checkpoints each model's training needs: model_dependencies (pdeldm.models.registry, the
+# one place the model graph is written down) gives them all, direct or not, in dependency order.
 # Fine-tunings of the LDM (finetune.runs and the lambda ablation of `experiments`), each trained
 # once per seed: the models "run/seedN".
 FINETUNE_RUNS = fine_tuning_runs(config)
@@ -101,7 +96,7 @@ def checkpoint(model):
 
 def model_config_sections(model):
     """A model depends on its own block, its dependencies' blocks, `training` and the input layout."""
-    models = [model] + MODEL_DEPENDENCIES[model]
+    models = [model] + model_dependencies(model)
     return [f"models.{m}" for m in models] + ["training", "data.time_features"]
 
 

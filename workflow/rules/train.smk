@@ -6,7 +6,7 @@
 
 
 def training_dependencies(wildcards):
-    return {dep: checkpoint(dep) for dep in MODEL_DEPENDENCIES[wildcards.model]}
+    return {dep: checkpoint(dep) for dep in model_dependencies(wildcards.model)}
 
 
 def training_config(wildcards):

@@ -18,7 +18,7 @@ def _with_dependencies(models):
     """`models` and every model they need, dependencies first."""
     ordered = []
     for model in models:
-        for needed in [*MODEL_DEPENDENCIES[model], model]:
+        for needed in [*model_dependencies(model), model]:
             if needed not in ordered:
                 ordered.append(needed)
     return ordered
@@ -57,7 +57,7 @@ def checkpoint_in(region, model):
 
 def transfer_training_inputs(wildcards):
     return {**store_paths(region=wildcards.region),
-            **{dep: checkpoint_in(wildcards.region, dep) for dep in MODEL_DEPENDENCIES[wildcards.model]}}
+            **{dep: checkpoint_in(wildcards.region, dep) for dep in model_dependencies(wildcards.model)}}
 
 
 rule train_in_region:

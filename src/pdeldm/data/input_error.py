@@ -115,7 +115,7 @@ class RandomisedInputError:
     def from_config(cls, cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> RandomisedInputError:
         """From ``training.robust_input`` (ranges as ``[low, high]``; ``enabled`` is the caller's) and the
         store's metadata."""
-        keep = float(cfg.get("keep_probability", 0.0))
+        keep = float(cfg["keep_probability"])
         if not 0.0 <= keep <= 1.0:
             raise ConfigError(f"training.robust_input.keep_probability must lie in [0, 1], got {keep}")
         ranges = {}

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pdeldm.config import fill_defaults
 from pdeldm.errors import InputError
 from pdeldm.evaluation import metrics, physics_scores, probabilistic, spectra
 from pdeldm.io import atomic_output, read_json
@@ -58,13 +59,9 @@ from pdeldm.prediction_file import ENSEMBLE_DIM, PREDICTION_DIMS, open_predictio
 
 PathLike = str | os.PathLike[str]
 
-DEFAULTS: dict[str, Any] = {
-    "ssim_data_range": None,
-    "crps_fair": True,
-    "extreme_quantile": 0.99,
-    "extreme_threshold_quantile": 0.95,
-    "extreme_threshold_mode": "pointwise",
-}
+#: The keys of the config's ``evaluation`` section this module reads (defaults: the schema's).
+CONFIG_KEYS = ("ssim_data_range", "crps_fair", "extreme_quantile", "extreme_threshold_quantile",
+               "extreme_threshold_mode")
 
 DETERMINISTIC_COLUMNS = (
     "rmse",
@@ -94,10 +91,11 @@ def side_paths(out_csv: PathLike) -> dict[str, Path]:
     }
 
 
-def resolve_config(cfg_eval: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``cfg_eval`` over :data:`DEFAULTS`, with the keys this module reads checked."""
-    cfg = dict(DEFAULTS)
-    cfg.update({k: v for k, v in (cfg_eval or {}).items() if k in DEFAULTS})
+def resolve_config(cfg_eval: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of :data:`CONFIG_KEYS` from ``cfg_eval`` (the ``evaluation`` section, missing keys
+    taking the schema's defaults), checked."""
+    filled = fill_defaults("evaluation", cfg_eval)
+    cfg = {key: filled[key] for key in CONFIG_KEYS}
     if cfg["extreme_threshold_mode"] not in ("pointwise", "domain"):
         raise InputError(
             f"evaluation.extreme_threshold_mode must be 'pointwise' or 'domain', got {cfg['extreme_threshold_mode']!r}"
@@ -355,7 +353,7 @@ def evaluate_model(
     store_path: PathLike,
     meta_path: PathLike,
     out_csv: PathLike,
-    cfg_eval: Mapping[str, Any] | None,
+    cfg_eval: Mapping[str, Any],
     log: PathLike | None = None,
     coefficients: PathLike | None = None,
     twin: Mapping[str, Any] | None = None,

@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from pdeldm.config import fill_defaults
 from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze
 from pdeldm.models.blocks import Downsample, ResBlock, Upsample, norm
 from pdeldm.models.unet import ResidualUNet
@@ -180,24 +181,25 @@ class ResidualAutoencoder(nn.Module):
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
-        self.kind = str(cfg.get("kind", "vq"))
+        cfg = fill_defaults("models.autoencoder", cfg)
+        self.kind = str(cfg["kind"])
         if self.kind not in ("vq", "kl"):
             raise ValueError(f"models.autoencoder.kind must be 'vq' or 'kl', got {self.kind!r}")
-        self.downsample = int(cfg.get("downsample", 8))
-        mult = list(cfg.get("channel_mult", [1, 2, 4]))
+        self.downsample = int(cfg["downsample"])
+        mult = list(cfg["channel_mult"])
         _stages(self.downsample, mult)
-        self.latent_channels = int(cfg.get("latent_channels", 4))
-        base, nrb = int(cfg.get("base_channels", 16)), int(cfg.get("num_res_blocks", 1))
+        self.latent_channels = int(cfg["latent_channels"])
+        base, nrb = int(cfg["base_channels"]), int(cfg["num_res_blocks"])
         enc_out = self.latent_channels * (2 if self.kind == "kl" else 1)
         self.encoder = Encoder(1, enc_out, base, mult, nrb)
         self.decoder = Decoder(self.latent_channels, 1, base, mult, nrb)
-        self.kl_weight = float(cfg.get("kl_weight", 1e-4))
+        self.kl_weight = float(cfg["kl_weight"])
         if self.kind == "vq":
-            vq = cfg.get("vq") or {}
+            vq = cfg["vq"]
             self.quantizer: VectorQuantizer | None = VectorQuantizer(
-                int(vq.get("n_codes", 256)), self.latent_channels, beta=float(vq.get("beta", 0.25)),
-                ema=str(vq.get("codebook_update", "ema")) == "ema", decay=float(vq.get("decay", 0.99)),
-                restart_dead_codes=bool(vq.get("restart_dead_codes", True)))
+                int(vq["n_codes"]), self.latent_channels, beta=float(vq["beta"]),
+                ema=str(vq["codebook_update"]) == "ema", decay=float(vq["decay"]),
+                restart_dead_codes=bool(vq["restart_dead_codes"]))
         else:
             self.quantizer = None
 

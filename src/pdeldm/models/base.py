@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from pdeldm.config import fill_defaults
 from pdeldm.errors import InputError
 
 Batch = dict[str, torch.Tensor]
@@ -103,7 +104,9 @@ class BaseModel(L.LightningModule):
         super().__init__()
         self.hp = hp
         self.spec = DataSpec.from_dict(hp["spec"])
-        self.cfg: dict[str, Any] = dict(hp.get("model") or {})
+        # The model block with the schema's defaults for keys it lacks (a validated config has
+        # them all; hand-written hyper-parameters in tests and older checkpoints may not).
+        self.cfg: dict[str, Any] = fill_defaults(f"models.{self.name}", hp.get("model"))
 
     # --- inference -------------------------------------------------------------------------
     def generate(self, batch: Batch, members: int = 1,
@@ -145,10 +148,8 @@ class BaseModel(L.LightningModule):
         return lines
 
     def optimizer_cfg(self) -> dict[str, Any]:
-        """The model block's ``optimizer`` settings with defaults."""
-        opt = {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
-        opt.update(self.cfg.get("optimizer") or {})
-        return opt
+        """The model block's ``optimizer`` settings (defaults: the schema's, per model)."""
+        return dict(self.cfg["optimizer"])
 
     def make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         opt = self.optimizer_cfg()
@@ -156,13 +157,13 @@ class BaseModel(L.LightningModule):
                                  weight_decay=float(opt["weight_decay"]))
 
     def plateau_scheduler(self, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-        """ReduceLROnPlateau on ``val_loss`` (model block ``scheduler``; default factor 0.5, patience 2)."""
-        sched = self.cfg.get("scheduler", {"factor": 0.5, "patience": 2})  # null in the config = none
+        """ReduceLROnPlateau on ``val_loss`` (model block ``scheduler``; null in the config = none)."""
+        sched = self.cfg["scheduler"]
         if not sched:
             return None
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=float(sched.get("factor", 0.5)),
-            patience=int(sched.get("patience", 2)), min_lr=float(sched.get("min_lr", 1e-6)))
+            optimizer, mode="min", factor=float(sched["factor"]),
+            patience=int(sched["patience"]), min_lr=float(sched["min_lr"]))
         return {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch", "frequency": 1}
 
     def configure_optimizers(self) -> Any:

@@ -20,7 +20,7 @@ class InterpolationModel(BaseModel):
 
     def __init__(self, hp: dict[str, Any]) -> None:
         super().__init__(hp)
-        self.mode = str(self.cfg.get("mode", "bicubic"))
+        self.mode = str(self.cfg["mode"])
         if self.mode not in ("bicubic", "bilinear", "nearest"):
             raise ValueError(f"models.interpolation.mode must be bicubic|bilinear|nearest, got {self.mode!r}")
 

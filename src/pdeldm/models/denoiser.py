@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdeldm.config import fill_defaults
 from pdeldm.models.unet import UNet
 
 
@@ -55,16 +56,17 @@ class LatentDenoiser(UNet):
 
     def __init__(self, latent_channels: int, n_coarse: int, n_static: int, cfg: dict[str, Any],
                  downsample: int = 8) -> None:
-        cond_ch = int(cfg.get("cond_channels", 32))
+        cfg = fill_defaults("models.ldm.denoiser", cfg)
+        cond_ch = int(cfg["cond_channels"])
         super().__init__(
             latent_channels + 2 * cond_ch, latent_channels,
-            base_channels=int(cfg.get("base_channels", 64)),
-            channel_mult=list(cfg.get("channel_mult", [1, 2, 4])),
-            num_res_blocks=int(cfg.get("num_res_blocks", 2)),
+            base_channels=int(cfg["base_channels"]),
+            channel_mult=list(cfg["channel_mult"]),
+            num_res_blocks=int(cfg["num_res_blocks"]),
             time_embedding=True,
-            attention_levels=list(cfg.get("attention_levels", [])),
-            middle_attention=bool(cfg.get("middle_attention", True)),
-            dropout=float(cfg.get("dropout", 0.0)),
+            attention_levels=list(cfg["attention_levels"]),
+            middle_attention=bool(cfg["middle_attention"]),
+            dropout=float(cfg["dropout"]),
         )
         self.cond_encoder = ConditionEncoder(n_coarse, n_static, cond_ch, downsample)
 

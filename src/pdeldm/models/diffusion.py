@@ -41,19 +41,18 @@ class LDMModel(BaseModel):
         self.unet = freeze(ResidualUNet(DataSpec.from_dict(sub["unet"]["spec"]), sub["unet"]["model"]))
         self.autoencoder = freeze(ResidualAutoencoder(sub["autoencoder"]["model"]))
         self.denoiser = LatentDenoiser(self.autoencoder.latent_channels, self.spec.n_coarse, self.spec.n_static,
-                                       arch.get("denoiser") or {}, downsample=self.autoencoder.downsample)
-        self.denoiser_ema = EMA(self.denoiser, float(self.cfg.get("ema_decay", arch.get("ema_decay", 0.999))))
-        diff = arch.get("diffusion") or {}
-        self.schedule = NoiseSchedule(int(diff.get("timesteps", 1000)), float(diff.get("beta_start", 1e-4)),
-                                      float(diff.get("beta_end", 2e-2)), str(diff.get("beta_schedule", "linear")))
+                                       arch["denoiser"], downsample=self.autoencoder.downsample)
+        self.denoiser_ema = EMA(self.denoiser, float(self.cfg["ema_decay"]))
+        diff = arch["diffusion"]
+        self.schedule = NoiseSchedule(int(diff["timesteps"]), float(diff["beta_start"]),
+                                      float(diff["beta_end"]), str(diff["beta_schedule"]))
         # 0 means "not estimated yet"; set by estimate_latent_scale before the first epoch.
         self.register_buffer("latent_scale", torch.zeros(()))
-        sampler = dict(arch.get("sampler") or {})
-        sampler.update(self.cfg.get("sampler") or {})
-        self.sampler_solver = str(sampler.get("solver", "ddim"))
-        self.sampler_steps = int(sampler.get("steps", 20))
-        self.sampler_eta = float(sampler.get("eta", 0.0))
-        self.sampler_spacing = str(sampler.get("spacing", "uniform"))
+        sampler = {**arch["sampler"], **self.cfg["sampler"]}
+        self.sampler_solver = str(sampler["solver"])
+        self.sampler_steps = int(sampler["steps"])
+        self.sampler_eta = float(sampler["eta"])
+        self.sampler_spacing = str(sampler["spacing"])
         check_solver(self.sampler_solver, self.sampler_eta, self.sampler_spacing)
 
     # --- configuration plumbing (overridden by the PDE fine-tuning subclass) -------------------
@@ -147,9 +146,7 @@ class LDMModel(BaseModel):
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def optimizer_cfg(self) -> dict[str, Any]:
-        opt = {"lr": 5e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}  # study: lr 1e-4 (paper variant)
-        opt.update(self.cfg.get("optimizer") or {})
-        return opt
+        return dict(self.cfg["optimizer"])
 
     # --- sampling --------------------------------------------------------------------------
     @torch.no_grad()

@@ -66,19 +66,19 @@ class GANModel(BaseModel):
     def __init__(self, hp: dict[str, Any]) -> None:
         super().__init__(hp)
         self.automatic_optimization = False  # two optimisers, alternating steps
-        self.noise_channels = int(self.cfg.get("noise_channels", 1))
+        self.noise_channels = int(self.cfg["noise_channels"])
         self.generator = ResidualUNet(self.spec, self.cfg, noise_channels=self.noise_channels)
-        disc = self.cfg.get("discriminator") or {}
+        disc = self.cfg["discriminator"]
         self.discriminator = PatchDiscriminator(
             1 + self.spec.n_coarse + self.spec.n_static,
-            base_channels=int(disc.get("base_channels", 16)),
-            n_layers=int(disc.get("n_layers", 3)),
-            spectral_norm=bool(disc.get("spectral_norm", True)),
+            base_channels=int(disc["base_channels"]),
+            n_layers=int(disc["n_layers"]),
+            spectral_norm=bool(disc["spectral_norm"]),
         )
-        self.loss_kind = str(self.cfg.get("loss", "hinge"))
-        self.content_weight = float(self.cfg.get("content_weight", 1.0))
-        self.adversarial_weight = float(self.cfg.get("adversarial_weight", 1e-2))
-        ema_decay = float(self.cfg.get("ema_decay", 0.0))
+        self.loss_kind = str(self.cfg["loss"])
+        self.content_weight = float(self.cfg["content_weight"])
+        self.adversarial_weight = float(self.cfg["adversarial_weight"])
+        ema_decay = float(self.cfg["ema_decay"])
         self.generator_ema = EMA(self.generator, ema_decay) if ema_decay > 0 else None
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
@@ -104,7 +104,7 @@ class GANModel(BaseModel):
         coarse, static, target = batch["coarse"], batch["static"], batch["target"]
         bs = target.shape[0]
         cond = self.generator.conditioning(coarse, static)
-        clip = self.cfg.get("gradient_clip_val")
+        clip = self.cfg["gradient_clip_val"]
 
         # Critic step on detached fakes.
         self.toggle_optimizer(opt_d)
@@ -147,8 +147,8 @@ class GANModel(BaseModel):
 
     def configure_optimizers(self) -> Any:
         opt = self.optimizer_cfg()
-        betas = tuple(opt.get("betas", [0.5, 0.9]))
-        lr_d = float(opt.get("lr_d", opt["lr"]))
+        betas = tuple(opt["betas"])
+        lr_d = float(opt["lr_d"])
         opt_g = torch.optim.AdamW(self.generator.parameters(), lr=float(opt["lr"]), betas=betas,
                                   weight_decay=float(opt["weight_decay"]))
         opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=lr_d, betas=betas,

@@ -47,12 +47,11 @@ from typing import Any
 
 import torch
 
+from pdeldm.config import fill_defaults, schema_defaults
 from pdeldm.errors import ConfigError
 from pdeldm.models.base import Batch
 from pdeldm.models.diffusion import LDMModel
 
-DEFAULT_TRAINABLE = ["denoiser.middle_block", "denoiser.output_blocks", "denoiser.upsamplers", "denoiser.out",
-                     "autoencoder.decoder"]
 FORMS = ("flux_ratio", "advection_diffusion", "advection_diffusion_matched")
 EQUATION_FORMS = ("advection_diffusion", "advection_diffusion_matched")
 
@@ -64,16 +63,16 @@ class PDELDMModel(LDMModel):
 
     def __init__(self, hp: dict[str, Any]) -> None:
         super().__init__(hp)
-        pde = dict(self.cfg.get("pde") or {})
-        self.pde_form = str(pde.get("form", "flux_ratio"))
+        pde = self.cfg["pde"]
+        self.pde_form = str(pde["form"])
         if self.pde_form not in FORMS:
             raise ConfigError(f"models.pde_ldm.pde.form must be one of {', '.join(FORMS)}, got {self.pde_form!r}")
-        self.lambda_pde = float(pde.get("lambda", 0.01))
-        self.data_weight = float(pde.get("data_weight", 0.0))
-        self.t_max = int(pde.get("t_max", self.schedule.timesteps // 2))
-        self.cell = int(pde.get("cell", 2 * self.spec.factor))
-        self.eps = float(pde.get("eps", 1e-6))
-        self.sampling = str(pde.get("sampling", "faces"))
+        self.lambda_pde = float(pde["lambda"])
+        self.data_weight = float(pde["data_weight"])
+        self.t_max = int(pde["t_max"])
+        self.cell = int(pde["cell"])
+        self.eps = float(pde["eps"])
+        self.sampling = str(pde["sampling"])
         self.coefficients = None
         if self.pde_form in EQUATION_FORMS:
             from pdeldm.physics.identified_pde import PDECoefficients
@@ -85,10 +84,12 @@ class PDELDMModel(LDMModel):
             self.coefficients = PDECoefficients.from_dict(pde["coefficients"])
         default_scale = (self.cell * self.spec.dx_m if self.pde_form == "flux_ratio"
                          else self.coefficients.residual_std)
-        self.pde_scale = float(pde.get("scale") or default_scale)
+        self.pde_scale = float(pde["scale"] or default_scale)
         #: The data module must supply the neighbouring hours and the source fields.
         self.needs_physics_fields = self.pde_form == "advection_diffusion" and self.physics_active
-        self.trainable_parts = list(self.cfg.get("trainable_parts") or DEFAULT_TRAINABLE)
+        # an empty list, like a missing one, means the schema's default parts
+        self.trainable_parts = list(self.cfg["trainable_parts"]
+                                    or schema_defaults("models.pde_ldm")["trainable_parts"])
         self.set_trainable(self.trainable_parts)
 
     @property
@@ -97,7 +98,7 @@ class PDELDMModel(LDMModel):
         return self.lambda_pde != 0 or self.data_weight > 0
 
     def architecture_cfg(self) -> dict[str, Any]:
-        return self.hp["sub"]["ldm"]["model"]
+        return fill_defaults("models.ldm", self.hp["sub"]["ldm"]["model"])
 
     def dependency_hparams(self) -> dict[str, Any]:
         return self.hp["sub"]["ldm"]["sub"]
@@ -204,6 +205,4 @@ class PDELDMModel(LDMModel):
         self._log("val", batch, values)
 
     def optimizer_cfg(self) -> dict[str, Any]:
-        opt = {"lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-3}
-        opt.update(self.cfg.get("optimizer") or {})
-        return opt
+        return dict(self.cfg["optimizer"])

@@ -13,34 +13,37 @@ networks before saving: downstream users (prediction, fine-tuning) get the EMA w
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from pdeldm.config import require_section
 from pdeldm.errors import InputError
 from pdeldm.io import atomic_output
-from pdeldm.models.autoencoder import AutoencoderModel
-from pdeldm.models.base import BaseModel, DataSpec
-from pdeldm.models.baselines import InterpolationModel
-from pdeldm.models.diffusion import LDMModel
-from pdeldm.models.gan import GANModel
-from pdeldm.models.pde_ldm import PDELDMModel
-from pdeldm.models.unet import UNetModel
+
+if TYPE_CHECKING:
+    import torch
+
+    from pdeldm.models.base import BaseModel
 
 FORMAT = "pdeldm-model-v1"
 
-MODEL_CLASSES: dict[str, type[BaseModel]] = {
-    "interpolation": InterpolationModel,
-    "unet": UNetModel,
-    "gan": GANModel,
-    "autoencoder": AutoencoderModel,
-    "ldm": LDMModel,
-    "pde_ldm": PDELDMModel,
+#: Model name -> (module, class). The classes are imported on first use, so that importing this
+#: module stays cheap (no torch): the workflow reads the model graph below when it parses its rules.
+_CLASS_PATHS: dict[str, tuple[str, str]] = {
+    "interpolation": ("pdeldm.models.baselines", "InterpolationModel"),
+    "unet": ("pdeldm.models.unet", "UNetModel"),
+    "gan": ("pdeldm.models.gan", "GANModel"),
+    "autoencoder": ("pdeldm.models.autoencoder", "AutoencoderModel"),
+    "ldm": ("pdeldm.models.diffusion", "LDMModel"),
+    "pde_ldm": ("pdeldm.models.pde_ldm", "PDELDMModel"),
 }
 
-#: Checkpoints each model is *built* from (the workflow may pass more, e.g. for consistency checks).
+#: The model graph, the one place it is written down: the checkpoints each model is *built* from
+#: (its direct dependencies). :func:`model_dependencies` gives the transitive closure, which the
+#: workflow passes to a training (e.g. the UNet to the LDM, to check the autoencoder was trained
+#: on it) and whose config blocks a training depends on.
 DEPENDENCIES: dict[str, list[str]] = {
     "interpolation": [],
     "unet": [],
@@ -51,15 +54,44 @@ DEPENDENCIES: dict[str, list[str]] = {
 }
 
 
+def model_dependencies(name: str) -> list[str]:
+    """Every model ``name`` depends on, directly or not, in dependency order (each model after the
+    models it depends on; ``name`` itself excluded): ``ldm`` -> ``[unet, autoencoder]``."""
+    if name not in DEPENDENCIES:
+        raise InputError(f"unknown model '{name}' (known: {', '.join(DEPENDENCIES)})")
+    order: list[str] = []
+
+    def visit(model: str, path: tuple[str, ...]) -> None:
+        for dep in DEPENDENCIES[model]:
+            if dep in path:
+                raise InputError(f"model dependency cycle: {' -> '.join((*path, dep))}")
+            visit(dep, (*path, dep))
+            if dep not in order:
+                order.append(dep)
+
+    visit(name, (name,))
+    return order
+
+
 def model_class(name: str) -> type[BaseModel]:
     try:
-        return MODEL_CLASSES[name]
+        module, attribute = _CLASS_PATHS[name]
     except KeyError:
-        raise InputError(f"unknown model '{name}' (known: {', '.join(MODEL_CLASSES)})") from None
+        raise InputError(f"unknown model '{name}' (known: {', '.join(_CLASS_PATHS)})") from None
+    return getattr(importlib.import_module(module), attribute)
+
+
+def __getattr__(name: str) -> Any:
+    # ``MODEL_CLASSES`` (name -> class) imports every model: built on first access only.
+    if name == "MODEL_CLASSES":
+        return {model: model_class(model) for model in _CLASS_PATHS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a final checkpoint written by :func:`save_model` (checks its format)."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"checkpoint {path} does not exist")
@@ -76,13 +108,17 @@ def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 def build_model(name: str, cfg: dict[str, Any], meta: dict[str, Any],
                 deps: dict[str, str | os.PathLike[str]] | None = None) -> BaseModel:
     """A fresh module for training ``name``: config block, data spec from meta, weights of its deps."""
+    import torch
+
+    from pdeldm.models.base import DataSpec
+
     cls = model_class(name)
     deps = {k: Path(v) for k, v in (deps or {}).items()}
     missing = [d for d in DEPENDENCIES[name] if d not in deps]
     if missing:
         raise InputError(f"training '{name}' needs the checkpoint(s) of {missing}")
     spec = DataSpec.from_meta(meta, time_features=bool(cfg["data"]["time_features"]))
-    hp: dict[str, Any] = {"name": name, "model": dict((cfg.get("models") or {}).get(name) or {}),
+    hp: dict[str, Any] = {"name": name, "model": dict(require_section(cfg, f"models.{name}", f"building '{name}'")),
                           "spec": spec.to_dict(), "sub": {}}
     if name == "autoencoder":
         unet = read_checkpoint(deps["unet"])
@@ -138,11 +174,13 @@ def config_hparams(name: str, cfg: dict[str, Any], meta: dict[str, Any]) -> dict
     ``model_class(name)(config_hparams(...))`` builds the network at the configured size without
     any checkpoint (e.g. on the meta device).
     """
+    from pdeldm.models.base import DataSpec
+
     model_class(name)
     spec = DataSpec.from_meta(meta, time_features=bool(cfg["data"]["time_features"])).to_dict()
 
     def block(n: str) -> dict[str, Any]:
-        return {"model": dict((cfg.get("models") or {}).get(n) or {}), "spec": spec}
+        return {"model": dict(require_section(cfg, f"models.{n}", f"hyper-parameters of '{name}'")), "spec": spec}
 
     hp: dict[str, Any] = {"name": name, **block(name), "sub": {}}
     if name == "autoencoder":
@@ -156,6 +194,8 @@ def config_hparams(name: str, cfg: dict[str, Any], meta: dict[str, Any]) -> dict
 
 def save_model(model: BaseModel, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
     """Write the final checkpoint (EMA weights copied into the live networks), atomically."""
+    import torch
+
     for live, ema in model.ema_pairs():
         ema.copy_to(live)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pdeldm.config import fill_defaults
 from pdeldm.models.base import Batch, BaseModel, DataSpec
 from pdeldm.models.blocks import (
     Downsample,
@@ -122,12 +123,14 @@ class UNet(nn.Module):
 
 
 def unet_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
-    """UNet size settings from a model config block (with small defaults)."""
+    """UNet size settings from a model config block (``models.unet``, or ``models.gan`` for the
+    generator, whose block has no ``dropout``); keys it lacks take ``models.unet``'s defaults."""
+    cfg = fill_defaults("models.unet", cfg)
     return {
-        "base_channels": int(cfg.get("base_channels", 16)),
-        "channel_mult": list(cfg.get("channel_mult", [1, 2, 4, 8])),
-        "num_res_blocks": int(cfg.get("num_res_blocks", 1)),
-        "dropout": float(cfg.get("dropout", 0.0)),
+        "base_channels": int(cfg["base_channels"]),
+        "channel_mult": list(cfg["channel_mult"]),
+        "num_res_blocks": int(cfg["num_res_blocks"]),
+        "dropout": float(cfg["dropout"]),
     }
 
 

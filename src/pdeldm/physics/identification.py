@@ -174,7 +174,7 @@ def identify_coefficients(store_path: str | Path, meta_path: str | Path, cfg: Ma
     beta_iv = _two_stage(total) / x_scale
     beta_ols = np.linalg.solve(total["XX"], total["Xy"]) / x_scale
     residual_std = _residual_std(total, beta_iv * x_scale)
-    rng = np.random.default_rng([int(cfg.get("seed", 0)), 0x1D])
+    rng = np.random.default_rng([int(cfg["seed"]), 0x1D])
     boot = _block_bootstrap(sums, int(cfg["bootstrap_samples"]), int(cfg["bootstrap_block_days"]), rng)
     boot_derived = [derived_quantities(b / x_scale) for b in boot]
     derived = derived_quantities(beta_iv)
