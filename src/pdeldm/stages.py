@@ -195,24 +195,28 @@ def _twin_equation(cfg: dict[str, Any], static: str | None) -> dict[str, Any] | 
 
 @stage("evaluate")
 def evaluate(prediction: str, store_path: str, meta_path: str, coefficients: str, cfg: dict[str, Any],
-             out_csv: str, static: str | None = None, log: str | None = None, **_side_outputs: str) -> None:
-    """Score one model's test predictions against the truth (side CSVs named by ``side_paths``)."""
+             out_csv: str, rank_hist: str, extremes: str, rapsd: str, static: str | None = None,
+             log: str | None = None) -> None:
+    """Score one model's test predictions against the truth: per-time scores and the three side CSVs."""
     from pdeldm.evaluation.evaluate import evaluate_model
 
     evaluate_model(Path(prediction), Path(store_path), Path(meta_path), Path(out_csv), cfg["evaluation"],
                    log=Path(log) if log else None, coefficients=Path(coefficients),
-                   twin=_twin_equation(cfg, static))
+                   twin=_twin_equation(cfg, static),
+                   side_outputs={"rank_hist": rank_hist, "extremes": extremes, "rapsd": rapsd})
 
 
 @stage("evaluate_truth")
 def evaluate_truth(prediction: str, store_path: str, meta_path: str, coefficients: str, cfg: dict[str, Any],
-                   out_csv: str, static: str | None = None, log: str | None = None, **_side_outputs: str) -> None:
+                   out_csv: str, rank_hist: str, extremes: str, rapsd: str, static: str | None = None,
+                   log: str | None = None) -> None:
     """Score the truth itself at the test times of ``prediction``: the reference row of the tables."""
     from pdeldm.evaluation.evaluate import evaluate_model
 
     evaluate_model(Path(prediction), Path(store_path), Path(meta_path), Path(out_csv), cfg["evaluation"],
                    log=Path(log) if log else None, coefficients=Path(coefficients),
-                   twin=_twin_equation(cfg, static), score_truth=True)
+                   twin=_twin_equation(cfg, static), score_truth=True,
+                   side_outputs={"rank_hist": rank_hist, "extremes": extremes, "rapsd": rapsd})
 
 
 @stage("summary_table")

@@ -62,7 +62,6 @@ rule evaluate:
     input:
         unpack(evaluation_inputs(f"{RESULTS}/predictions/{{model}}.nc")),
     output:
-        # The side files' names follow pdeldm.evaluation.evaluate.side_paths.
         out_csv=f"{RESULTS}/metrics/{{model}}.csv",
         rank_hist=f"{RESULTS}/metrics/{{model}}_rank_hist.csv",
         extremes=f"{RESULTS}/metrics/{{model}}_extremes.csv",

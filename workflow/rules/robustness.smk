@@ -46,7 +46,6 @@ rule evaluate_perfect_input:
     input:
         unpack(evaluation_inputs(f"{RESULTS}/predictions/perfect_input/{{model}}.nc")),
     output:
-        # The side files' names follow pdeldm.evaluation.evaluate.side_paths.
         out_csv=f"{RESULTS}/metrics/perfect_input/{{model}}.csv",
         rank_hist=f"{RESULTS}/metrics/perfect_input/{{model}}_rank_hist.csv",
         extremes=f"{RESULTS}/metrics/perfect_input/{{model}}_extremes.csv",

@@ -141,7 +141,6 @@ rule evaluate_transfer:
     input:
         unpack(transfer_evaluation_inputs),
     output:
-        # The side files' names follow pdeldm.evaluation.evaluate.side_paths.
         out_csv=f"{RESULTS}/transfer/{{train}}/{{test}}/metrics/{{model}}.csv",
         rank_hist=f"{RESULTS}/transfer/{{train}}/{{test}}/metrics/{{model}}_rank_hist.csv",
         extremes=f"{RESULTS}/transfer/{{train}}/{{test}}/metrics/{{model}}_extremes.csv",

@@ -82,7 +82,7 @@ ENSEMBLE_COLUMNS = ("crps", "spread_skill", "spread", "rmse_ensmean")
 
 
 def side_paths(out_csv: PathLike) -> dict[str, Path]:
-    """Paths of the side outputs derived from the metric CSV's name (for Snakemake rules too)."""
+    """Default paths of the side outputs, derived from the metric CSV's name."""
     out = Path(out_csv)
     return {
         "rank_hist": out.with_name(f"{out.stem}_rank_hist.csv"),
@@ -358,8 +358,12 @@ def evaluate_model(
     coefficients: PathLike | None = None,
     twin: Mapping[str, Any] | None = None,
     score_truth: bool = False,
+    side_outputs: Mapping[str, PathLike] | None = None,
 ) -> None:
     """Score one model's predictions; writes ``out_csv`` and its side files (module docstring).
+
+    ``side_outputs``: where the ``rank_hist``, ``extremes`` and ``rapsd`` CSVs go (a workflow rule
+    passes the files it declares); by default :func:`side_paths` next to ``out_csv``.
 
     ``coefficients``: the identified equation's JSON (else ``pde_residual_identified`` is NaN).
     ``twin``: ``{"static", "params", "seed", "start"}`` of the embedded twin that made the data
@@ -423,7 +427,7 @@ def evaluate_model(
     with atomic_output(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
 
-    paths = side_paths(out_csv)
+    paths = {name: Path(path) for name, path in (side_outputs or side_paths(out_csv)).items()}
     _write_rank_hist(paths["rank_hist"], inputs.model, rank_counts)
     extremes = extreme_scores(
         member0, inputs.truth, float(cfg["extreme_quantile"]), float(cfg["extreme_threshold_quantile"]),
