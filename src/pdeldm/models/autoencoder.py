@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdeldm.config import fill_defaults
-from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze
+from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze, sub_state
 from pdeldm.models.blocks import Downsample, ResBlock, Upsample, norm
 from pdeldm.models.unet import ResidualUNet
 
@@ -240,6 +240,18 @@ class AutoencoderModel(BaseModel):
         unet_hp = hp["sub"]["unet"]
         self.unet = freeze(ResidualUNet(DataSpec.from_dict(unet_hp["spec"]), unet_hp["model"]))
         self.autoencoder = ResidualAutoencoder(self.cfg)
+
+    @classmethod
+    def sub_hparams(cls, checkpoints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        unet = checkpoints["unet"]["hparams"]
+        return {"unet": {"model": unet["model"], "spec": unet["spec"]}}
+
+    @classmethod
+    def config_sub_hparams(cls, block: Any, hparams: Any) -> dict[str, Any]:
+        return {"unet": block("unet")}
+
+    def load_dependencies(self, checkpoints: dict[str, dict[str, Any]]) -> None:
+        self.unet.load_state_dict(sub_state(checkpoints["unet"]["state_dict"], "unet."))
 
     def train(self, mode: bool = True) -> AutoencoderModel:
         super().train(mode)

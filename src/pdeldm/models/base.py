@@ -7,6 +7,7 @@ prediction rebuilds the model from the checkpoint alone, without the config or t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -108,6 +109,24 @@ class BaseModel(L.LightningModule):
         # them all; hand-written hyper-parameters in tests and older checkpoints may not).
         self.cfg: dict[str, Any] = fill_defaults(f"models.{self.name}", hp.get("model"))
 
+    # --- how a model is built on the models it depends on (pdeldm.models.registry) ------------
+    @classmethod
+    def sub_hparams(cls, checkpoints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """``hp["sub"]``: the hyper-parameters of the models this one is built on, taken from their
+        final checkpoints (``checkpoints``: name -> checkpoint dict). A model without dependencies
+        has none."""
+        return {}
+
+    @classmethod
+    def config_sub_hparams(cls, block: Callable[[str], dict[str, Any]],
+                           hparams: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """``hp["sub"]`` straight from the config: ``block(name)`` gives ``{"model", "spec"}`` of a
+        model, ``hparams(name)`` a whole model's hyper-parameters (its own ``sub`` included)."""
+        return {}
+
+    def load_dependencies(self, checkpoints: dict[str, dict[str, Any]]) -> None:
+        """Copy the weights of the models this one is built on from their checkpoints."""
+
     # --- inference -------------------------------------------------------------------------
     def generate(self, batch: Batch, members: int = 1,
                  generators: list[torch.Generator] | None = None) -> torch.Tensor:
@@ -172,6 +191,11 @@ class BaseModel(L.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def freeze(module: nn.Module) -> nn.Module:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdeldm.models.autoencoder import ResidualAutoencoder
-from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze
+from pdeldm.errors import InputError
+from pdeldm.models.base import Batch, BaseModel, DataSpec, freeze, sub_state
 from pdeldm.models.denoiser import LatentDenoiser
 from pdeldm.models.ema import EMA
 from pdeldm.models.samplers import NoiseSchedule, per_sample_noise
@@ -54,6 +55,25 @@ class LDMModel(BaseModel):
         self.sampler_eta = float(sampler["eta"])
         self.sampler_spacing = str(sampler["spacing"])
         check_solver(self.sampler_solver, self.sampler_eta, self.sampler_spacing)
+
+    @classmethod
+    def sub_hparams(cls, checkpoints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        ae = checkpoints["autoencoder"]["hparams"]  # it embeds the UNet it was trained on
+        return {"unet": ae["sub"]["unet"], "autoencoder": {"model": ae["model"], "spec": ae["spec"]}}
+
+    @classmethod
+    def config_sub_hparams(cls, block: Any, hparams: Any) -> dict[str, Any]:
+        return {"unet": block("unet"), "autoencoder": block("autoencoder")}
+
+    def load_dependencies(self, checkpoints: dict[str, dict[str, Any]]) -> None:
+        state = checkpoints["autoencoder"]["state_dict"]
+        self.unet.load_state_dict(sub_state(state, "unet."))
+        self.autoencoder.load_state_dict(sub_state(state, "autoencoder."))
+        if "unet" in checkpoints:  # the autoencoder must have been trained on residuals of *this* UNet
+            unet_state = sub_state(checkpoints["unet"]["state_dict"], "unet.")
+            if any(not torch.equal(v, unet_state[k]) for k, v in self.unet.state_dict().items()):
+                raise InputError(f"{checkpoints['autoencoder']['path']} was trained on a different UNet than "
+                                 f"{checkpoints['unet']['path']}: retrain the autoencoder")
 
     # --- configuration plumbing (overridden by the PDE fine-tuning subclass) -------------------
     def architecture_cfg(self) -> dict[str, Any]:
@@ -139,14 +159,6 @@ class LDMModel(BaseModel):
         gen = torch.Generator().manual_seed(7_919 * (batch_idx + 1))
         loss = self.diffusion_terms(batch, self.denoiser_ema.shadow, gen)["loss"]
         self.log("val_loss", loss, on_epoch=True, batch_size=batch["target"].shape[0], sync_dist=True)
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.make_optimizer([p for p in self.parameters() if p.requires_grad])
-        scheduler = self.plateau_scheduler(optimizer)
-        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-    def optimizer_cfg(self) -> dict[str, Any]:
-        return dict(self.cfg["optimizer"])
 
     # --- sampling --------------------------------------------------------------------------
     @torch.no_grad()

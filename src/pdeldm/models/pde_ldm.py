@@ -97,6 +97,20 @@ class PDELDMModel(LDMModel):
         """False for the lambda = 0 control without a data term: nothing is decoded then."""
         return self.lambda_pde != 0 or self.data_weight > 0
 
+    @classmethod
+    def sub_hparams(cls, checkpoints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {"ldm": checkpoints["ldm"]["hparams"]}
+
+    @classmethod
+    def config_sub_hparams(cls, block: Any, hparams: Any) -> dict[str, Any]:
+        return {"ldm": hparams("ldm")}
+
+    def load_dependencies(self, checkpoints: dict[str, dict[str, Any]]) -> None:
+        self.load_state_dict(checkpoints["ldm"]["state_dict"])
+        # Restart the EMA warm-up: with the LDM's long-run decay the short fine-tuning would
+        # hardly move the EMA weights that are exported and sampled from.
+        self.denoiser_ema.num_updates.zero_()
+
     def architecture_cfg(self) -> dict[str, Any]:
         return fill_defaults("models.ldm", self.hp["sub"]["ldm"]["model"])
 
@@ -204,5 +218,3 @@ class PDELDMModel(LDMModel):
             values["data"] = data
         self._log("val", batch, values)
 
-    def optimizer_cfg(self) -> dict[str, Any]:
-        return dict(self.cfg["optimizer"])

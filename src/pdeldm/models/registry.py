@@ -101,54 +101,26 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ckpt
 
 
-def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
 def build_model(name: str, cfg: dict[str, Any], meta: dict[str, Any],
                 deps: dict[str, str | os.PathLike[str]] | None = None) -> BaseModel:
-    """A fresh module for training ``name``: config block, data spec from meta, weights of its deps."""
-    import torch
+    """A fresh module for training ``name``: config block, data spec from meta, weights of its deps.
 
+    How a model is built on its dependencies is the model class's own business
+    (:meth:`~pdeldm.models.base.BaseModel.sub_hparams`, :meth:`~pdeldm.models.base.BaseModel.load_dependencies`).
+    """
     from pdeldm.models.base import DataSpec
 
     cls = model_class(name)
-    deps = {k: Path(v) for k, v in (deps or {}).items()}
-    missing = [d for d in DEPENDENCIES[name] if d not in deps]
+    missing = [d for d in DEPENDENCIES[name] if d not in (deps or {})]
     if missing:
         raise InputError(f"training '{name}' needs the checkpoint(s) of {missing}")
+    checkpoints = {dep: {**read_checkpoint(path), "path": str(path)} for dep, path in (deps or {}).items()}
     spec = DataSpec.from_meta(meta, time_features=bool(cfg["data"]["time_features"]))
     hp: dict[str, Any] = {"name": name, "model": dict(require_section(cfg, f"models.{name}", f"building '{name}'")),
-                          "spec": spec.to_dict(), "sub": {}}
-    if name == "autoencoder":
-        unet = read_checkpoint(deps["unet"])
-        hp["sub"]["unet"] = {"model": unet["hparams"]["model"], "spec": unet["hparams"]["spec"]}
-        model = cls(hp)
-        model.unet.load_state_dict(_sub_state(unet["state_dict"], "unet."))
-        return model
-    if name == "ldm":
-        ae = read_checkpoint(deps["autoencoder"])
-        hp["sub"]["unet"] = ae["hparams"]["sub"]["unet"]
-        hp["sub"]["autoencoder"] = {"model": ae["hparams"]["model"], "spec": ae["hparams"]["spec"]}
-        model = cls(hp)
-        model.unet.load_state_dict(_sub_state(ae["state_dict"], "unet."))
-        model.autoencoder.load_state_dict(_sub_state(ae["state_dict"], "autoencoder."))
-        if "unet" in deps:  # the autoencoder must have been trained on residuals of *this* UNet
-            unet_state = _sub_state(read_checkpoint(deps["unet"])["state_dict"], "unet.")
-            if any(not torch.equal(v, unet_state[k]) for k, v in model.unet.state_dict().items()):
-                raise InputError(f"{deps['autoencoder']} was trained on a different UNet than {deps['unet']}: "
-                                 "retrain the autoencoder")
-        return model
-    if name == "pde_ldm":
-        ldm = read_checkpoint(deps["ldm"])
-        hp["sub"]["ldm"] = ldm["hparams"]
-        model = cls(hp)
-        model.load_state_dict(ldm["state_dict"])
-        # Restart the EMA warm-up: with the LDM's long-run decay the short fine-tuning would
-        # hardly move the EMA weights that are exported and sampled from.
-        model.denoiser_ema.num_updates.zero_()
-        return model
-    return cls(hp)
+                          "spec": spec.to_dict(), "sub": cls.sub_hparams(checkpoints)}
+    model = cls(hp)
+    model.load_dependencies(checkpoints)
+    return model
 
 
 def nominal_meta(cfg: dict[str, Any], shape: tuple[int, int], dx_m: float) -> dict[str, Any]:
@@ -176,20 +148,14 @@ def config_hparams(name: str, cfg: dict[str, Any], meta: dict[str, Any]) -> dict
     """
     from pdeldm.models.base import DataSpec
 
-    model_class(name)
+    cls = model_class(name)
     spec = DataSpec.from_meta(meta, time_features=bool(cfg["data"]["time_features"])).to_dict()
 
     def block(n: str) -> dict[str, Any]:
         return {"model": dict(require_section(cfg, f"models.{n}", f"hyper-parameters of '{name}'")), "spec": spec}
 
-    hp: dict[str, Any] = {"name": name, **block(name), "sub": {}}
-    if name == "autoencoder":
-        hp["sub"]["unet"] = block("unet")
-    elif name == "ldm":
-        hp["sub"] = {"unet": block("unet"), "autoencoder": block("autoencoder")}
-    elif name == "pde_ldm":
-        hp["sub"]["ldm"] = config_hparams("ldm", cfg, meta)
-    return hp
+    return {"name": name, **block(name),
+            "sub": cls.config_sub_hparams(block, lambda n: config_hparams(n, cfg, meta))}
 
 
 def save_model(model: BaseModel, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
