@@ -170,10 +170,8 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     ``cfg["seed"]`` seeds the weights, the data order and the training noise.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from pdeldm.callbacks import (EMACallback, EpochMetricsLogger, ExactResume, LastCheckpoint, ShareCores,
-                                  write_metrics_csv)
+    from pdeldm.callbacks import write_metrics_csv
     from pdeldm.cores import adapt_threads
     from pdeldm.model_card import training_record
     from pdeldm.models.registry import build_model, save_model
@@ -217,31 +215,9 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
                                              int(opts["latent_scale_batches"]))
         logger.info("latent scale factor (1/std of training latents): %.6g", scale)
 
-    best_cb = ModelCheckpoint(dirpath=workdir, filename="best-{epoch:04d}", monitor="val_loss", mode="min",
-                              save_top_k=1, save_last=False, save_on_train_epoch_end=False,
-                              enable_version_counter=False)
-    metrics_cb = EpochMetricsLogger(workdir / "metrics.csv", logger)
-    callbacks: list[Any] = [metrics_cb, EMACallback(), ExactResume(), best_cb,
-                            LastCheckpoint(last, int(opts["checkpoint_every_n_steps"]))]
-    if not opts["num_threads"]:
-        callbacks.append(ShareCores())
-    if opts["early_stopping_patience"] is not None and int(opts["early_stopping_patience"]) > 0:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=int(opts["early_stopping_patience"]),
-                                       check_on_train_epoch_end=False))
+    best_cb, metrics_cb, callbacks = _callbacks(opts, workdir, last, logger)
     manual = not module.automatic_optimization
-    trainer = L.Trainer(
-        accelerator=opts["accelerator"], devices=opts["devices"], strategy=opts["strategy"],
-        precision=precision, max_epochs=int(opts["max_epochs"]), max_steps=int(opts["max_steps"]),
-        max_time=opts["max_time"],
-        limit_train_batches=opts["limit_train_batches"], limit_val_batches=opts["limit_val_batches"],
-        gradient_clip_val=None if manual else opts["gradient_clip_val"],
-        accumulate_grad_batches=1 if manual else int(opts["accumulate_grad_batches"]),
-        callbacks=callbacks, logger=False, default_root_dir=workdir,
-        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=_deterministic(opts), benchmark=False,
-        use_distributed_sampler=False,  # the data module shards its own epoch-seeded sampler
-        log_every_n_steps=1,
-    )
+    trainer = _trainer(opts, precision, manual, callbacks, workdir)
     if _deterministic(opts):
         # Deterministic mode also fills every new tensor with NaN (to expose reads of uninitialised
         # memory): over 1000 extra fills per step. Results do not depend on it, so switch it off.
@@ -257,13 +233,7 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
 
     if not trainer.is_global_zero:
         return
-    best_path = best_cb.best_model_path or (str(last) if last.exists() else "")
-    if best_path and Path(best_path).exists():
-        state = torch.load(best_path, map_location="cpu", weights_only=False)
-        module.load_state_dict(state["state_dict"])
-        best_epoch = int(state.get("epoch", -1))
-    else:  # no epoch finished (e.g. max_steps inside the first epoch): export current weights
-        best_epoch = -1
+    best_epoch = _load_best(module, best_cb.best_model_path or (str(last) if last.exists() else ""))
     best_score = best_cb.best_model_score
     info = {"best_epoch": best_epoch, "best_val_loss": float(best_score) if best_score is not None else None,
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
@@ -275,3 +245,53 @@ def train(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: 
     write_json(workdir / "final.json", info)
     logger.info("wrote %s (best epoch %s, val_loss %s) and %s in %.1f s", out_ckpt, best_epoch,
                 info["best_val_loss"], out_metrics, info["seconds"])
+
+
+def _callbacks(opts: dict[str, Any], workdir: Path, last: Path, logger: Any) -> tuple[Any, Any, list[Any]]:
+    """The best-checkpoint and epoch-metrics callbacks, and the whole callback list of a training."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from pdeldm.callbacks import EMACallback, EpochMetricsLogger, ExactResume, LastCheckpoint, ShareCores
+
+    best_cb = ModelCheckpoint(dirpath=workdir, filename="best-{epoch:04d}", monitor="val_loss", mode="min",
+                              save_top_k=1, save_last=False, save_on_train_epoch_end=False,
+                              enable_version_counter=False)
+    metrics_cb = EpochMetricsLogger(workdir / "metrics.csv", logger)
+    callbacks: list[Any] = [metrics_cb, EMACallback(), ExactResume(), best_cb,
+                            LastCheckpoint(last, int(opts["checkpoint_every_n_steps"]))]
+    if not opts["num_threads"]:
+        callbacks.append(ShareCores())
+    if opts["early_stopping_patience"] is not None and int(opts["early_stopping_patience"]) > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=int(opts["early_stopping_patience"]),
+                                       check_on_train_epoch_end=False))
+    return best_cb, metrics_cb, callbacks
+
+
+def _trainer(opts: dict[str, Any], precision: str, manual: bool, callbacks: list[Any], workdir: Path) -> Any:
+    """The Lightning trainer of the `training` options (manual optimisation clips and accumulates itself)."""
+    import lightning as L
+
+    return L.Trainer(
+        accelerator=opts["accelerator"], devices=opts["devices"], strategy=opts["strategy"],
+        precision=precision, max_epochs=int(opts["max_epochs"]), max_steps=int(opts["max_steps"]),
+        max_time=opts["max_time"],
+        limit_train_batches=opts["limit_train_batches"], limit_val_batches=opts["limit_val_batches"],
+        gradient_clip_val=None if manual else opts["gradient_clip_val"],
+        accumulate_grad_batches=1 if manual else int(opts["accumulate_grad_batches"]),
+        callbacks=callbacks, logger=False, default_root_dir=workdir,
+        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+        num_sanity_val_steps=0, deterministic=_deterministic(opts), benchmark=False,
+        use_distributed_sampler=False,  # the data module shards its own epoch-seeded sampler
+        log_every_n_steps=1,
+    )
+
+
+def _load_best(module: Any, best_path: str) -> int:
+    """Load the best checkpoint's weights into ``module``; its epoch, or -1 where no epoch finished
+    (e.g. max_steps inside the first epoch: the current weights are exported)."""
+    if not (best_path and Path(best_path).exists()):
+        return -1
+    state = torch.load(best_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    return int(state.get("epoch", -1))
+
