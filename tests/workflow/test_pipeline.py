@@ -215,6 +215,14 @@ def test_touching_one_model_block_reruns_only_that_model_and_its_dependants(fini
         assert not any(message.endswith(f" {other}") or f" {other} " in message for message in messages), messages
 
 
+@pytest.mark.parametrize("target", ["ablation_lambda", "pde_forms", "transfer_regions"])
+def test_each_experiment_reruns_alone(finished_run: Path, target: str):
+    """`--forcerun T --until T` on a finished run redoes the experiment's own job and nothing else."""
+    result = _snakemake(finished_run, "--dry-run", "--forcerun", target, "--until", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == {target: 1}
+
+
 def test_every_job_of_the_run_has_a_cost_record(finished_run: Path):
     """results/benchmarks/jobs.csv: one row per job that ran (the collection and its figure run after it)."""
     jobs = pd.read_csv(finished_run / "results" / "benchmarks" / "jobs.csv")
