@@ -32,6 +32,7 @@ rule predict:
         mem_mb=lambda wildcards, attempt: job_request("predict", "mem_mb", attempt),
         runtime=lambda wildcards, attempt: job_request("predict", "runtime", attempt),
         shared_cores=shared_cores,
+    priority: 1
     threads: 1
     log:
         f"{LOGS}/predict/{{model}}.log",

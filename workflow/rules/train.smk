@@ -33,6 +33,7 @@ rule train:
         mem_mb=lambda wildcards, attempt: job_request("train", "mem_mb", attempt),
         runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
         shared_cores=shared_cores,
+    priority: 2  # the main chain is the run's critical path: before the experiments' side jobs
     threads: 1
     log:
         f"{LOGS}/train/{{model}}.log",
@@ -86,6 +87,7 @@ rule finetune:
         mem_mb=lambda wildcards, attempt: job_request("train", "mem_mb", attempt),
         runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
         shared_cores=shared_cores,
+    priority: 2  # the main chain is the run's critical path: before the experiments' side jobs
     threads: 1
     log:
         f"{LOGS}/train/{{run}}_seed{{seed}}.log",
