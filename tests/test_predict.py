@@ -105,3 +105,28 @@ def test_perfect_input_stage_uses_its_own_member_count(monkeypatch: pytest.Monke
     for coarse_input in ("store", "perfect"):
         stages.predict("ldm", cfg, "s.zarr", "m.json", str(tmp_path / "p.nc"), ckpt="c", coarse_input=coarse_input)
     assert seen == [(6, "store"), (2, "perfect")] and cfg["evaluation"]["members"] == 6
+
+
+@pytest.mark.parametrize("name", ["interpolation", "unet"])
+def test_a_store_with_other_statistics_is_normalised_like_the_training_data(chain: dict, name: str) -> None:
+    """Another region's store carries its own normalisation; a model applied to it without retuning
+    must see its inputs normalised like its training data (the statistics its checkpoint records),
+    or every output is shifted by the difference of the two means."""
+    import json
+
+    root = chain["root"] / "other_norm"
+    root.mkdir(exist_ok=True)
+    meta = json.loads(Path(chain["meta"]).read_text())
+    for block in [meta["norm"]["target"], *meta["norm"]["coarse"].values(), *meta["norm"]["static"].values()]:
+        block["mean"] = block["mean"] - 5.0  # a colder region
+        block["std"] = block["std"] * 1.3
+    other_meta = root / "meta.json"
+    other_meta.write_text(json.dumps(meta))
+    outputs = []
+    for tag, meta_path in [("own", chain["meta"]), ("other", other_meta)]:
+        out = root / f"{name}_{tag}.nc"
+        predict(name, chain["cfg"], chain["store"], meta_path, chain["ckpts"], out, root / f"{name}_{tag}.log")
+        with xr.open_dataset(out) as ds:
+            outputs.append(ds["T_2M"].values)
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-4)
+    assert "normalised with the checkpoint's training statistics" in (root / f"{name}_other.log").read_text()

@@ -78,7 +78,16 @@ def _check_spec(model: Any, meta: dict[str, Any], logger: Any) -> None:
         raise InputError(f"checkpoint expects factor/predictors/static {model.spec.factor}/{model.spec.predictors}/"
                          f"{model.spec.static_vars}, the store has {spec.factor}/{spec.predictors}/{spec.static_vars}")
     if not np.allclose([spec.target_mean, spec.target_std], [model.spec.target_mean, model.spec.target_std]):
-        logger.warning("store normalisation differs from the checkpoint's; using the checkpoint's")
+        logger.info("the store's normalisation differs from the checkpoint's (another region or period): "
+                    "the inputs are normalised with the checkpoint's training statistics")
+
+
+def training_norm(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
+    """The normalisation statistics of the store a checkpoint was trained on (its data record)."""
+    from pdeldm.model_card import data_of
+    from pdeldm.models.registry import read_checkpoint
+
+    return data_of(read_checkpoint(ckpt)["info"], ckpt)["norm"]
 
 
 def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta: str | os.PathLike[str],
@@ -112,8 +121,10 @@ def predict(model: str, cfg: dict[str, Any], store: str | os.PathLike[str], meta
     _check_spec(net, meta_dict, logger)
     members = int(ev["members"]) if net.stochastic else 1
     coords = store_coords(store)
+    # inputs normalised like the model's training data (its store's statistics, recorded in the
+    # checkpoint), whatever store they come from: the output is denormalised with the same
     dataset = DownscalingDataset(store, meta, "test", crop=None, time_stride=stride,
-                                 time_features=net.spec.time_features)
+                                 time_features=net.spec.time_features, norm=training_norm(ckpts[model]))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     logger.info("predict %s: %d test times (stride %d h), %d member(s), batch %d, device %s, coarse input %s",
                 model, len(dataset), stride, members, batch_size, device, coarse_input)

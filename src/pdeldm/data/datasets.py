@@ -25,7 +25,7 @@ of every training epoch), which also works with persistent workers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,8 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         physics_fields: add the fields of the equation-residual losses (module docstring).
         input_error: randomise each item's coarse t2m (robust training, :mod:`pdeldm.data.input_error`),
             drawn from ``(seed, epoch, index)`` like the crops.
+        norm: normalisation statistics to use instead of the store's own (``meta["norm"]``): a trained
+            model applied to another region's store is fed data normalised like its training data.
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
         time_features: bool = False,
         physics_fields: bool = False,
         input_error: RandomisedInputError | None = None,
+        norm: Mapping[str, Any] | None = None,
     ) -> None:
         self.store_path = Path(store_path)
         self.input_error = input_error
@@ -210,7 +213,7 @@ class DownscalingDataset(Dataset[dict[str, torch.Tensor]]):
 
             self._phases = torch.from_numpy(np.stack(time_phases(times), axis=-1).astype(np.float32))
 
-        norm = self.meta["norm"]
+        norm = self.meta["norm"] if norm is None else norm
         self._t_mean, self._t_std = float(norm["target"]["mean"]), float(norm["target"]["std"])
         self._c_mean = np.array([norm["coarse"][v]["mean"] for v in self.meta["predictors"]], np.float32)[:, None, None]
         self._c_std = np.array([norm["coarse"][v]["std"] for v in self.meta["predictors"]], np.float32)[:, None, None]
