@@ -1,13 +1,13 @@
 # Where the time goes: every job's `benchmark:` record (benchmark_path in common.smk) and its stage's
-# own record (pdeldm.costs), collected once every other result of the run is built, and the report's
-# page on them (category Costs of `snakemake --report results/report.html`).
+# own record (pdeldm.costs), collected once every other result of the run is built (the experiments
+# too), and the report's page on them (category Costs of `snakemake --report results/report.html`).
 
 
 rule job_costs:
     message:
         "Collecting what every job of the run cost"
     input:
-        pipeline_outputs(),
+        pipeline_outputs() + experiment_outputs(),
     output:
         out_csv=f"{RESULTS}/benchmarks/jobs.csv",
         out_summary=f"{RESULTS}/benchmarks/jobs_summary.json",
