@@ -76,7 +76,7 @@ def twin(static: str, cfg: dict[str, Any], era5: Sequence[str], cosmo: Sequence[
         era5_resolution_deg=float(cfg["twin"]["era5_resolution_deg"]),
         log=logger,
     )
-    check_written(written, [*era5, *cosmo], "twin")
+    check_written(written, [*era5, *cosmo, diagnostics], "twin")
 
 
 def single_folder(paths: Sequence[str], name: str) -> Path:
