@@ -36,8 +36,9 @@ rule dvc_track:
     message:
         "Versioning the boundary data and the released models with DVC"
     input:
-        era5_files=era5_files_for_store,
-        cosmo_files=cosmo_files_for_store,
+        # the input data of every region's store (the transfer experiment's regions too)
+        era5_files=lambda wildcards: [f for r in DATA_REGIONS for f in era5_files_for_store(wildcards, r)],
+        cosmo_files=lambda wildcards: [f for r in DATA_REGIONS for f in cosmo_files_for_store(wildcards, r)],
         release_files=dvc_release_files,
     output:
         manifest=f"{RESULTS}/release.yaml",
