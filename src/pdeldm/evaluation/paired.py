@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,14 +137,22 @@ def paired_differences(frames: Mapping[str, pd.DataFrame], pairs: Sequence[tuple
     return pd.DataFrame(rows)
 
 
+#: Header and alignment of the comparison columns of a Markdown table (see :func:`comparison_cells`).
+COMPARISON_HEADER = "Model | Reference | Metric | Model mean | Reference mean | Difference [95% CI] | Verdict"
+COMPARISON_ALIGN = ":---|:---|:---|---:|---:|---:|:---"
+
+
+def comparison_cells(row: Mapping[str, Any], label: Callable[[str], str]) -> str:
+    """The comparison columns of one row of :func:`paired_differences`, as Markdown cells."""
+    return (f"{label(row['model'])} | {label(row['reference'])} | {row['metric']} | {row['mean_model']:.4g} | "
+            f"{row['mean_reference']:.4g} | {row['difference']:+.3g} [{row['ci95_low']:+.3g}, "
+            f"{row['ci95_high']:+.3g}] | {row['verdict']}")
+
+
 def to_markdown(table: pd.DataFrame, labels: Mapping[str, str]) -> str:
     """Markdown: one line per comparison and metric, difference [95% interval] and the verdict."""
-    lines = ["| Model | Reference | Metric | Model mean | Reference mean | Difference [95% CI] | Verdict |",
-             "|:---|:---|:---|---:|---:|---:|:---|"]
-    for _, r in table.iterrows():
-        lines.append(f"| {labels.get(r['model'], r['model'])} | {labels.get(r['reference'], r['reference'])} | "
-                     f"{r['metric']} | {r['mean_model']:.4g} | {r['mean_reference']:.4g} | "
-                     f"{r['difference']:+.3g} [{r['ci95_low']:+.3g}, {r['ci95_high']:+.3g}] | {r['verdict']} |")
+    lines = [f"| {COMPARISON_HEADER} |", f"|{COMPARISON_ALIGN}|"]
+    lines += [f"| {comparison_cells(r, lambda key: labels.get(key, key))} |" for _, r in table.iterrows()]
     n_days = int(table["n_days"].max()) if len(table) else 0
     lines += ["", f"Paired per-time differences (model minus reference; models with several training seeds are "
               f"averaged over them first), mean over the test times, with 95% moving-block bootstrap intervals "

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pdeldm.evaluation.paired import paired_differences
+from pdeldm.evaluation.paired import COMPARISON_ALIGN, COMPARISON_HEADER, comparison_cells, paired_differences
 
 #: The reference of every test region.
 REFERENCE = "interpolation"
@@ -130,12 +130,8 @@ def paired_markdown(table: pd.DataFrame, labels: Mapping[str, str]) -> str:
         model, _, train = key.partition("@")
         return f"{labels.get(model, model)} (trained on {train})"
 
-    lines = ["| Test region | Model | Reference | Metric | Model mean | Reference mean | Difference [95% CI] | Verdict |",
-             "|:---|:---|:---|:---|---:|---:|---:|:---|"]
-    for _, r in table.iterrows():
-        lines.append(f"| {r['test']} | {label(r['model'])} | {label(r['reference'])} | {r['metric']} | "
-                     f"{r['mean_model']:.4g} | {r['mean_reference']:.4g} | {r['difference']:+.3g} "
-                     f"[{r['ci95_low']:+.3g}, {r['ci95_high']:+.3g}] | {r['verdict']} |")
+    lines = [f"| Test region | {COMPARISON_HEADER} |", f"|:---|{COMPARISON_ALIGN}|"]
+    lines += [f"| {r['test']} | {comparison_cells(r, label)} |" for _, r in table.iterrows()]
     lines += ["", "Paired per-time differences (model minus reference) on each test region, seeds averaged per "
               "time, with 95% moving-block bootstrap intervals over test days. An interval containing 0 is "
               "'no difference'."]
