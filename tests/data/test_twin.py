@@ -192,6 +192,18 @@ def test_stochastic_forcing_statistics() -> None:
     assert np.mean(block**2) < 0.2 * np.mean(frames**2)
 
 
+def test_forcing_keyframes_do_not_depend_on_the_order_they_are_asked_for() -> None:
+    """The evaluation asks for scattered test hours (far ahead, then back): same fields as in order."""
+    params = merged_params({})
+    in_order = StochasticForcing((40, 40), params, seed=5)
+    frames = [in_order.keyframe(k).copy() for k in range(24 * 5)]
+    scattered = StochasticForcing((40, 40), params, seed=5)
+    for k in (100, 101, 47, 23, 24, 119, 0, 70, 71, 95):
+        np.testing.assert_array_equal(scattered.keyframe(k), frames[k], err_msg=f"keyframe {k}")
+    with pytest.raises(ValueError, match="origin"):
+        scattered.keyframe(-1)
+
+
 def test_parameters_validated(static_path: Path) -> None:
     with pytest.raises(InputError, match="unknown"):
         merged_params({"kapa": 1.0})
