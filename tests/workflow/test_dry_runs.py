@@ -44,12 +44,12 @@ def test_experiments_plan_one_fine_tune_per_lambda_form_and_seed_and_no_more(tmp
     cfg = load_config()
     expected = run_models(cfg)
     counts = job_counts(_dry_run(tmp_path).stdout)
-    assert counts["finetune"] == len(expected) == 3 * len(cfg["finetune"]["seeds"]) + 4
+    assert counts["finetune"] == len(expected) == 3 * len(cfg["finetune"]["seeds"]) + 2
     assert counts["predict"] == counts["evaluate"] == 4 + len(expected)  # + interpolation, unet, gan, ldm
     fewer = tmp_path / "fewer.yaml"
-    fewer.write_text(yaml.safe_dump({"experiments": {"lambdas": [0.0, 0.01, 0.1]}}))
+    fewer.write_text(yaml.safe_dump({"experiments": {"lambdas": [0.0, 0.01]}}))
     reduced = job_counts(_dry_run(tmp_path, fewer).stdout)
-    assert counts["finetune"] - reduced["finetune"] == 2  # lambda 0.001 of the two forms, one seed each
+    assert counts["finetune"] - reduced["finetune"] == 2  # lambda 0.1 of the two forms, one seed each
 
 
 def test_transfer_plans_one_evaluation_per_model_and_region_and_no_more(tmp_path):
