@@ -316,8 +316,8 @@ def transfer_regions(metric_csvs: Sequence[str], statics: Sequence[str], cases: 
 
     from pdeldm.evaluation.ablation import write_table
     from pdeldm.evaluation.tables import MODEL_LABELS
-    from pdeldm.evaluation.transfer import (paired_markdown, read_cases, region_summary, transfer_paired,
-                                            transfer_table)
+    from pdeldm.evaluation.transfer import (paired_markdown, read_cases, region_summary, regions_markdown,
+                                            transfer_paired, transfer_table)
     from pdeldm.io import atomic_output
     from pdeldm.plotting.transfer import plot_region_maps, plot_transfer_matrix, plot_transfer_models
 
@@ -329,7 +329,7 @@ def transfer_regions(metric_csvs: Sequence[str], statics: Sequence[str], cases: 
     write_table(table, out_csv, out_md, out_tex, caption=(
         f"Mean over the test times of each test region (seeds averaged per time), and the difference from "
         f"that region's interpolation (`_vs_{'interpolation'}`). Models trained on {main_region} unless "
-        "`train` says otherwise; no retuning on any region.\n\n" + _regions_markdown(summary)))
+        "`train` says otherwise; no retuning on any region.\n\n" + regions_markdown(summary)))
     finetune, evaluation = cfg["finetune"], cfg["evaluation"]
     runs = [run for run in finetune["runs"] if run != finetune["control"]]
     paired = transfer_paired(data, main_region, runs, finetune["control"], transfer["models"], metrics,
@@ -343,13 +343,6 @@ def transfer_regions(metric_csvs: Sequence[str], statics: Sequence[str], cases: 
     plot_region_maps(dict(zip(regions, statics, strict=True)), summary, out_maps)
     stage_logger("experiments", log).info("transfer: %d cases on %d regions -> %s", len(json.loads(cases)),
                                           len(regions), out_csv)
-
-
-def _regions_markdown(summary: Any) -> str:
-    lines = ["| Region | Mean height m | Height std m | Land fraction | Latitudes |", "|:---|---:|---:|---:|:---|"]
-    lines += [f"| {r.region} | {r.height_mean_m:.0f} | {r.height_std_m:.0f} | {r.land_fraction:.2f} | "
-              f"{r.lat_min:.1f}-{r.lat_max:.1f} N |" for r in summary.itertuples()]
-    return "\n".join(lines)
 
 
 @stage("robustness_table")

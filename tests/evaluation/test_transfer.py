@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pdeldm.evaluation.transfer import read_cases, region_summary, transfer_paired, transfer_table
+from pdeldm.evaluation.transfer import read_cases, region_summary, regions_markdown, transfer_paired, transfer_table
 
 TIMES = pd.date_range("2003-05-01", periods=40, freq="19h").strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -98,3 +98,4 @@ def test_region_summary_reads_height_and_land_fraction(tmp_path: Path):
     row = region_summary({"r": tmp_path / "r.nc"}).iloc[0]
     assert (row["height_mean_m"], row["land_fraction"], row["lat_min"], row["lat_max"]) == (150.0, 0.75, 40.0, 41.0)
     assert row["height_std_m"] == pytest.approx(np.std(height))
+    assert regions_markdown(region_summary({"r": tmp_path / "r.nc"})).splitlines()[-1] == "| r | 150 | 112 | 0.75 | 40.0-41.0 N |"

@@ -150,3 +150,11 @@ def region_summary(statics: Mapping[str, str | os.PathLike[str]]) -> pd.DataFram
                      "height_std_m": float(np.nanstd(height)), "land_fraction": float(np.nanmean(land)),
                      "lat_min": float(np.nanmin(lat)), "lat_max": float(np.nanmax(lat))})
     return pd.DataFrame(rows)
+
+
+def regions_markdown(summary: pd.DataFrame) -> str:
+    """The table of :func:`region_summary` in Markdown (what differs between the regions)."""
+    lines = ["| Region | Mean height m | Height std m | Land fraction | Latitudes |", "|:---|---:|---:|---:|:---|"]
+    lines += [f"| {r.region} | {r.height_mean_m:.0f} | {r.height_std_m:.0f} | {r.land_fraction:.2f} | "
+              f"{r.lat_min:.1f}-{r.lat_max:.1f} N |" for r in summary.itertuples()]
+    return "\n".join(lines)
