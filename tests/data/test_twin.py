@@ -204,6 +204,19 @@ def test_forcing_keyframes_do_not_depend_on_the_order_they_are_asked_for() -> No
         scattered.keyframe(-1)
 
 
+def test_a_jump_far_ahead_replays_only_the_forcings_memory() -> None:
+    """A keyframe months after the origin (a test hour) from a fresh generator equals the one
+    replayed day by day from the origin, to float64 rounding."""
+    params = merged_params({})
+    replayed = StochasticForcing((40, 40), params, seed=5)
+    far = 24 * (3 * replayed.memory_days) + 7
+    for k in range(far + 2):
+        frame = replayed.keyframe(k)
+    jumped = StochasticForcing((40, 40), params, seed=5)
+    np.testing.assert_allclose(jumped.keyframe(far + 1), frame, rtol=0, atol=1e-12 * np.abs(frame).max())
+    assert far // 24 > jumped.memory_days  # so it did jump
+
+
 def test_parameters_validated(static_path: Path) -> None:
     with pytest.raises(InputError, match="unknown"):
         merged_params({"kapa": 1.0})

@@ -16,8 +16,11 @@ class StochasticForcing:
     Keyframe k is at ``origin + k`` hours.  AR(1) in time on white noise, then the Gaussian filter
     (filtering commutes with the linear recursion, so only the keyframes asked for are filtered).
     Random numbers for day d come from ``default_rng([seed, 1, d])``, so a keyframe is regenerated
-    by replaying the (unfiltered) recursion from the origin; the last two days' noise and their
-    filtered keyframes are cached for sequential access.
+    by replaying the (unfiltered) recursion; the last two days' noise and their filtered keyframes
+    are cached for sequential access. A jump far ahead (an evaluation's first test hour) replays
+    only the last ``memory_days`` from a zero state instead of every day since the origin: the
+    state's memory decays as ``exp(-hours / forcing_time_hours)``, so what is left out is below
+    1e-20 of the field, under float64 rounding (the same keyframe to the last bits).
     """
 
     def __init__(self, shape: tuple[int, int], params: dict[str, float], seed: int) -> None:
@@ -30,6 +33,8 @@ class StochasticForcing:
         impulse[impulse.shape[0] // 2, impulse.shape[1] // 2] = 1.0
         kernel_norm = float(np.sqrt((self._filter(impulse, mode="constant") ** 2).sum()))
         self.scale = params["forcing_amplitude"] / HOUR / kernel_norm  # unit-variance filtered noise * amplitude
+        # days after which the AR(1) state has forgotten its start to below 1e-20 (see above)
+        self.memory_days = max(2, math.ceil(math.log(1e20) * params["forcing_time_hours"] / 24.0))
         self._day = -1  # last generated day
         self._state: np.ndarray | None = None  # AR(1) state at the last hour of that day
         self._noise: dict[int, np.ndarray] = {}  # unfiltered AR(1) noise of the last two days
@@ -41,12 +46,20 @@ class StochasticForcing:
             raise ValueError("forcing keyframes start at the origin (day 0)")
         if k not in self._frames:
             day = k // 24
-            if day < self._day - 1:  # older than the cached days: replay from the origin
-                self._day, self._state, self._noise, self._frames = -1, None, {}, {}
+            if day < self._day - 1 or day > self._day + self.memory_days:
+                self._restart(day - self.memory_days)
             while self._day < day:
                 self._advance()
             self._frames[k] = self._filter(self._noise[day][k % 24], mode="reflect") * self.scale
         return self._frames[k]
+
+    def _restart(self, day: int) -> None:
+        """Forget the cache; the next day generated is ``day`` (the origin's exact start at day <= 0)."""
+        self._noise, self._frames = {}, {}
+        if day <= 0:
+            self._day, self._state = -1, None
+        else:
+            self._day, self._state = day - 1, np.zeros(self.shape)
 
     def _advance(self) -> None:
         """Generate the next day's AR(1) noise (unfiltered) and forget all but the day before it."""
