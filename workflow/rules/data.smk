@@ -94,6 +94,7 @@ rule twin:
         diagnostics=f"{RESULTS}/twin/{{region}}_diagnostics.json",
     params:
         config=config_json("data.period", "twin.params", "twin.era5_resolution_deg"),
+    priority: 3  # every training waits on the data: a region's twin and store before any model job
     log:
         f"{LOGS}/twin/{{region}}.log",
     benchmark: benchmark_path("twin", "region")
@@ -113,6 +114,7 @@ rule store:
         meta_path=store_paths(region="{region}")["meta_path"],
     params:
         config=config_json("data"),
+    priority: 3
     log:
         f"{LOGS}/store/{{region}}.log",
     benchmark: benchmark_path("store", "region")

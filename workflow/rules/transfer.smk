@@ -81,6 +81,7 @@ rule train_in_region:
         runtime=lambda wildcards, attempt: job_request("train", "runtime", attempt),
         shared_cores=shared_cores,
     threads: 1
+    priority: 2  # a long training that heads its region's chain: not left for the end
     log:
         f"{LOGS}/train/transfer/{{region}}/{{model}}.log",
     benchmark: benchmark_path("train_in_region", "region", "model")
@@ -116,6 +117,7 @@ rule predict_transfer:
         runtime=lambda wildcards, attempt: job_request("predict", "runtime", attempt),
         shared_cores=shared_cores,
     threads: 1
+    priority: 1
     log:
         f"{LOGS}/predict/transfer/{{train}}/{{test}}/{{model}}.log",
     benchmark: benchmark_path("predict_transfer", "train", "test", "model")
