@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pdeldm.evaluation.paired import block_bootstrap_interval, paired_differences, verdict
+from pdeldm.evaluation.paired import block_bootstrap_interval, block_bootstrap_sums, paired_differences, verdict
 
 
 def _frame(model: str, rmse: np.ndarray, times: pd.DatetimeIndex, seed: int | None = None) -> pd.DataFrame:
@@ -64,3 +64,17 @@ def test_verdict_directions():
     assert verdict("rmse", -0.2, -0.1) == "better" and verdict("rmse", 0.1, 0.2) == "worse"
     assert verdict("ssim", 0.1, 0.2) == "better" and verdict("rmse", -0.1, 0.1) == "no difference"
     assert verdict("pde_residual_identified", -1, -0.5) == "n/a"
+
+
+def test_fewer_days_than_two_blocks_give_no_interval_and_no_verdict():
+    """Four test times on four days with 7-day blocks: one block holds them all, every resample
+    is the sample itself; an interval of no width must not turn into a verdict."""
+    times = pd.DatetimeIndex(["2003-05-02T10", "2003-06-11T03", "2003-08-20T17", "2003-11-30T08"])
+    frames = {"a": _frame("a", np.array([1.0, 1.1, 0.9, 1.2]), times),
+              "b": _frame("b", np.array([1.1, 1.2, 1.0, 1.3]), times)}
+    row = paired_differences(frames, [("a", "b")], ["rmse"], 7, 200, 0).iloc[0]
+    assert row["difference"] == pytest.approx(-0.1)
+    assert np.isnan(row["ci95_low"]) and np.isnan(row["ci95_high"]) and row["verdict"] == "n/a"
+    rng = np.random.default_rng(0)
+    assert np.isnan(block_bootstrap_sums(np.ones((13, 2)), lambda s: s[:, 0], 7, 50, rng)[0])
+    assert np.isfinite(block_bootstrap_sums(np.ones((14, 2)), lambda s: s[:, 0], 7, 50, rng)[0])

@@ -11,6 +11,9 @@ Percentile intervals from blocks are narrower than nominal on short, strongly co
 records (about 87% coverage for a day-to-day correlation of 0.7 over 120 days with 10-day blocks,
 ``tests/evaluation/test_paired.py``), so a difference just outside its interval is weak evidence.
 
+With fewer test days than two blocks there is no interval (NaN, verdict "n/a"): one block would
+hold every day, every resample would be the sample itself and the interval would have no width.
+
 A difference whose interval contains 0 is reported as "no difference". Otherwise the verdict
 says whether ``a`` is better or worse than ``b`` by the metric's direction (lower is better,
 except R^2, PCC and SSIM; bias by its magnitude; spread/skill by its distance from 1; scores that
@@ -59,12 +62,18 @@ def moving_block_picks(n_days: int, block_days: int, samples: int, rng: np.rando
     return (starts[..., None] + np.arange(block)).reshape(samples, -1)[:, :n_days]
 
 
+def too_few_days(n_days: int, block_days: int) -> bool:
+    """Fewer days than two bootstrap blocks (or than two days): no interval can be drawn."""
+    return n_days < max(2, 2 * int(block_days))
+
+
 def block_bootstrap_interval(values: pd.Series, block_days: int, samples: int, rng: np.random.Generator,
                              level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of ``values`` (indexed by time) by moving blocks of days."""
+    """Percentile interval of the mean of ``values`` (indexed by time) by moving blocks of days
+    (NaN with fewer days than two blocks)."""
     days = pd.DatetimeIndex(values.index).normalize()
     unique_days = np.unique(days.values)
-    if unique_days.size < 2 or samples < 1:
+    if too_few_days(unique_days.size, block_days) or samples < 1:
         return math.nan, math.nan
     sums = pd.Series(values.to_numpy(float), index=days).groupby(level=0).agg(["sum", "count"])
     sums = sums.reindex(unique_days)
@@ -82,10 +91,10 @@ def block_bootstrap_sums(day_sums: np.ndarray, statistic: Any, block_days: int, 
     ``day_sums``: ``(n_days, k)`` per-day sums in day order (e.g. of squared errors, variances
     and counts); ``statistic`` maps the ``(samples, k)`` totals of the resampled days to
     ``samples`` values (e.g. a ratio of pooled sums, a SEDI from contingency counts). NaN where
-    there are fewer than two days.
+    there are fewer days than two blocks.
     """
     day_sums = np.asarray(day_sums, dtype=float)
-    if day_sums.shape[0] < 2 or samples < 1:
+    if too_few_days(day_sums.shape[0], block_days) or samples < 1:
         return math.nan, math.nan
     picks = moving_block_picks(day_sums.shape[0], block_days, samples, rng)
     values = np.asarray(statistic(day_sums[picks].sum(axis=1)), dtype=float)
